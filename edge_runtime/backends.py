@@ -1,0 +1,166 @@
+"""Inference backends behind one call: `open_backend(path, runtime).run(batch) -> logits`.
+
+TFLite files run on LiteRT (`ai_edge_litert`), else `tflite_runtime`, else `tensorflow.lite`; ONNX files on
+ONNX Runtime with a provider list (TensorRT, CUDA, CPU) that falls back with a logged warning. Inputs are
+model-size RGB pixels in 0..255 (uint8 or float32); quantized inputs and outputs are (de)quantized here,
+so every backend returns float32 logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from glassware.errors import BundleError
+
+log = logging.getLogger(__name__)
+
+PROVIDER_ALIASES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+
+
+def open_backend(model_path: str | Path, runtime: str, threads: int = 1, providers: list[str] | None = None):
+    """Open a model file on its runtime. `providers` applies to ONNX only (default: CPU)."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise BundleError(f"model file not found: {model_path}")
+    if runtime == "tflite":
+        return TFLiteBackend(model_path, threads)
+    if runtime == "onnx":
+        return OnnxBackend(model_path, threads, providers)
+    raise ValueError(f"unknown runtime {runtime!r} (tflite or onnx)")
+
+
+def _tflite_interpreter():
+    """The first TFLite interpreter that imports: LiteRT, then tflite_runtime, then TensorFlow's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite_runtime"
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, "tensorflow.lite"
+    except ImportError:
+        raise BundleError("no TFLite interpreter: pip install ai-edge-litert (the `edge` extra)") from None
+
+
+class TFLiteBackend:
+    def __init__(self, path: Path, threads: int = 1):
+        interpreter_class, self.name = _tflite_interpreter()
+        try:
+            self._interp = interpreter_class(model_path=str(path), num_threads=threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise BundleError(f"{path}: not a loadable TFLite model ({e})") from e
+        inp = self._interp.get_input_details()[0]
+        out = self._interp.get_output_details()[0]
+        self._in_index, self._out_index = inp["index"], out["index"]
+        self.input_dtype = np.dtype(inp["dtype"])
+        self._in_quant = inp["quantization"] if self.input_dtype.kind in "iu" else None
+        self._out_quant = out["quantization"] if np.dtype(out["dtype"]).kind in "iu" else None
+        self._batch = int(inp["shape"][0])
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch)
+        if len(batch) != self._batch:
+            self._interp.resize_tensor_input(self._in_index, [len(batch), *batch.shape[1:]])
+            self._interp.allocate_tensors()
+            self._batch = len(batch)
+        self._interp.set_tensor(self._in_index, self._to_input(batch))
+        self._interp.invoke()
+        y = self._interp.get_tensor(self._out_index)
+        if self._out_quant is not None:
+            scale, zero = self._out_quant
+            return (y.astype(np.float32) - zero) * np.float32(scale)
+        return y.astype(np.float32, copy=False)
+
+    def _to_input(self, batch: np.ndarray) -> np.ndarray:
+        if self._in_quant is None:
+            return batch.astype(np.float32, copy=False)
+        scale, zero = self._in_quant
+        if batch.dtype == self.input_dtype and scale == 1.0 and zero == 0:
+            return batch  # raw uint8 pixels straight in: the int8 model's rescaling layer is in the graph
+        info = np.iinfo(self.input_dtype)
+        q = np.round(batch.astype(np.float32) / np.float32(scale)) + zero
+        return np.clip(q, info.min, info.max).astype(self.input_dtype)
+
+
+class OnnxBackend:
+    def __init__(self, path: Path, threads: int = 1, providers: list[str] | None = None, trt_cache_dir: str | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3
+        wanted = [PROVIDER_ALIASES.get(p.lower(), p) for p in (providers or ["CPUExecutionProvider"])]
+        available = ort.get_available_providers()
+        chosen = [p for p in wanted if p in available]
+        if len(chosen) < len(wanted):
+            log.warning("%s: providers %s not available here (have %s); falling back", path.name,
+                        [p for p in wanted if p not in available], available)
+        if "CPUExecutionProvider" not in chosen:
+            chosen.append("CPUExecutionProvider")
+        with_options = [(p, _provider_options(p, path, trt_cache_dir)) for p in chosen]
+        try:
+            self._session = ort.InferenceSession(str(path), options, providers=with_options)
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            if "CPUExecutionProvider" != chosen[0]:
+                log.warning("%s: %s failed (%s); falling back to CPU", path.name, chosen[0], e)
+                self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            else:
+                raise BundleError(f"{path}: not a loadable ONNX model ({e})") from e
+        inp = self._session.get_inputs()[0]
+        self._in_name = inp.name
+        self._out_name = self._session.get_outputs()[0].name
+        self.input_dtype = np.dtype(np.uint8 if inp.type == "tensor(uint8)" else np.float32)
+        self.name = f"onnxruntime:{self._session.get_providers()[0]}"
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        x = np.asarray(batch).astype(self.input_dtype, copy=False)
+        return self._session.run([self._out_name], {self._in_name: x})[0].astype(np.float32, copy=False)
+
+
+def _provider_options(provider: str, model: Path, trt_cache_dir: str | None) -> dict:
+    if provider != "TensorrtExecutionProvider":
+        return {}
+    # Engines are tied to the TensorRT version and the model that built them: key the cache folder by both,
+    # so a new model or a JetPack upgrade builds a fresh engine instead of loading a stale one.
+    base = Path(trt_cache_dir or os.environ.get("GLASSWARE_TRT_CACHE", Path.home() / ".cache" / "glassware" / "trt"))
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+    folder = base / f"{model.stem}-{digest}" / f"trt-{_tensorrt_version()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(folder),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(folder),
+        "trt_fp16_enable": "True",
+    }
+
+
+def _tensorrt_version() -> str:
+    try:
+        import tensorrt
+
+        return tensorrt.__version__
+    except ImportError:
+        return os.environ.get("TENSORRT_VERSION", "unknown")
