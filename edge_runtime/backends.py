@@ -104,7 +104,10 @@ class TFLiteBackend:
 
 class OnnxBackend:
     def __init__(self, path: Path, threads: int = 1, providers: list[str] | None = None, trt_cache_dir: str | None = None):
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BundleError("no ONNX Runtime: pip install onnxruntime (the `edge` extra)") from None
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

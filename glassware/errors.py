@@ -23,3 +23,11 @@ class BundleError(GlasswareError):
 
 class RunError(GlasswareError):
     """A training run directory that is missing or incomplete."""
+
+
+class ExportError(GlasswareError):
+    """An export or calibration step that cannot give a trustworthy model (bad representative data, failed conversion)."""
+
+
+class SynthesisError(GlasswareError, ValueError):
+    """Synthetic data that cannot be made as asked (unknown class or domain, bad size, count < 1)."""

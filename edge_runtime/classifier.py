@@ -1,0 +1,194 @@
+"""One classifier over every bundle format: frame or encoded image in, calibrated `Prediction` out.
+
+Preprocessing is `glassware.preprocessing` with the bundle's recorded spec, so the model sees exactly the
+pixels training saw. The hot path allocates only the model-size image and the scores, and never logs.
+A Classifier is not thread-safe: give each thread its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from glassware.edge_runtime.backends import PROVIDER_ALIASES, open_backend
+from glassware.edge_runtime.bundle import UNKNOWN, Bundle
+from glassware.errors import BundleError, FrameFormatError
+from glassware.preprocessing import preprocess_bytes, preprocess_frame
+
+log = logging.getLogger(__name__)
+
+# "auto" tries these in order; on CPU int8 is fastest, a GPU provider prefers ONNX (TensorRT builds its own fp16).
+CPU_PREFERENCE = ("tflite_int8", "onnx_int8", "tflite_fp32", "onnx_fp32", "tflite_fp16", "tflite_dynamic")
+GPU_PREFERENCE = ("onnx_fp32", "onnx_int8", "tflite_int8", "tflite_fp32", "tflite_fp16", "tflite_dynamic")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    label: str  # class name, or "unknown" when not accepted
+    class_index: int  # top class, also when the answer is unknown
+    confidence: float  # calibrated probability of the top class
+    accepted: bool  # confidence >= threshold
+    scores: np.ndarray  # calibrated probabilities, one per class
+    preprocess_ms: float
+    inference_ms: float
+
+
+class Classifier:
+    """Load a bundle (hashes verified), pick a format and backend, classify frames."""
+
+    def __init__(
+        self,
+        bundle: Bundle | str | Path,
+        format: str = "auto",
+        threads: int = 1,
+        providers: list[str] | None = None,
+        threshold: float | None = None,
+    ):
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        self.format_name, self._backend = _open_format(self.bundle, format, threads, providers)
+        self.backend_name: str = self._backend.name
+        self.threads = threads
+        self.class_names = self.bundle.class_names
+        self._spec = self.bundle.preprocessing
+        self._input_shape = (self._spec.height, self._spec.width, 3)
+        self._inv_temperature = np.float32(1.0 / self.bundle.temperature)
+        self.threshold = self.bundle.threshold if threshold is None else threshold
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {value}")
+        self._threshold = float(value)
+
+    def classify_frame(self, frame: np.ndarray, encoding: str) -> Prediction:
+        """A raw frame with its declared encoding (`glassware.preprocessing.ENCODINGS`, e.g. "bgr8")."""
+        start = time.perf_counter()
+        return self._predict(preprocess_frame(frame, encoding, self._spec), start)
+
+    def classify_bytes(self, data: bytes | np.ndarray) -> Prediction:
+        """Encoded JPEG/PNG/BMP/WebP bytes; ImageDecodeError if they are empty, truncated or corrupt."""
+        start = time.perf_counter()
+        return self._predict(preprocess_bytes(data, self._spec), start)
+
+    def classify_input(self, x: np.ndarray) -> Prediction:
+        """An already preprocessed model input: uint8 RGB of the bundle's size."""
+        if x.dtype != np.uint8 or x.shape != self._input_shape:
+            raise FrameFormatError(f"model input must be uint8 {self._input_shape}, got {x.dtype} {x.shape}")
+        return self._predict(x, time.perf_counter())
+
+    def _predict(self, x: np.ndarray, start: float) -> Prediction:
+        ready = time.perf_counter()
+        logits = self._backend.run(x[None])[0]
+        done = time.perf_counter()
+        scores = logits * self._inv_temperature
+        scores -= scores.max()
+        np.exp(scores, out=scores)
+        scores /= scores.sum()
+        top = int(scores.argmax())
+        confidence = float(scores[top])
+        accepted = confidence >= self._threshold
+        return Prediction(
+            self.class_names[top] if accepted else UNKNOWN,
+            top,
+            confidence,
+            accepted,
+            scores,
+            (ready - start) * 1e3,
+            (done - ready) * 1e3,
+        )
+
+
+def _open_format(bundle: Bundle, name: str, threads: int, providers: list[str] | None):
+    """Open the named format, or for "auto" the first preferred format that passed the gate and opens here."""
+    formats = bundle.formats
+    if name != "auto":
+        if name not in formats:
+            raise BundleError(f"{bundle.path}: no format {name!r}; has {sorted(formats)}")
+        if formats[name].get("gate") != "pass":
+            log.warning("%s: format %s did not pass the export accuracy gate", bundle.path, name)
+        return name, open_backend(bundle.file(name), formats[name]["runtime"], threads, providers)
+    on_gpu = any(PROVIDER_ALIASES.get(p.lower(), p) in GPU_PROVIDERS for p in providers or ())
+    preference = GPU_PREFERENCE if on_gpu else CPU_PREFERENCE
+    candidates = [n for n in preference if n in formats and formats[n].get("gate") == "pass"]
+    candidates += sorted(n for n in formats if n not in preference and formats[n].get("gate") == "pass")
+    if not candidates:
+        raise BundleError(f"{bundle.path}: no format passed the export accuracy gate; name one with format=...")
+    failures = []
+    for candidate in candidates:
+        try:
+            return candidate, open_backend(bundle.file(candidate), formats[candidate]["runtime"], threads, providers)
+        except BundleError as e:  # e.g. no TFLite interpreter on this device: try the next format
+            log.warning("format %s unusable here (%s); trying the next", candidate, e)
+            failures.append(f"{candidate}: {e}")
+    raise BundleError(f"{bundle.path}: no usable format: {'; '.join(failures)}")
+
+
+def measure_overhead(classifier: Classifier, frames: list[np.ndarray], encoding: str = "bgr8", rounds: int = 5) -> dict:
+    """Per-frame time of `classify_frame` vs a bare loop (resize + raw interpreter invoke) on the same frames.
+
+    The two loops alternate round by round in one process, so machine load hits both alike; the figure
+    that matters is `ratio` (classifier / bare), not the absolute times.
+    """
+    bare = _bare_runner(classifier)
+    bare_ms, classifier_ms = [], []
+    for _ in range(rounds):
+        for frame in frames:
+            start = time.perf_counter()
+            bare(frame)
+            bare_ms.append((time.perf_counter() - start) * 1e3)
+        for frame in frames:
+            start = time.perf_counter()
+            classifier.classify_frame(frame, encoding)
+            classifier_ms.append((time.perf_counter() - start) * 1e3)
+    bare_p50, classifier_p50 = float(np.median(bare_ms)), float(np.median(classifier_ms))
+    height, width = frames[0].shape[:2]
+    return {
+        "frames": len(frames),
+        "rounds": rounds,
+        "frame_size": f"{width}x{height}",
+        "encoding": encoding,
+        "format": classifier.format_name,
+        "threads": classifier.threads,
+        "bare_ms_p50": bare_p50,
+        "classifier_ms_p50": classifier_p50,
+        "ratio": classifier_p50 / bare_p50,
+    }
+
+
+def _bare_runner(classifier: Classifier):
+    """The least a hand-written loop must do: resize (colour order ignored) and invoke the raw runtime."""
+    from glassware.edge_runtime.backends import _tflite_interpreter
+    from glassware.preprocessing import resize
+
+    spec = classifier.bundle.preprocessing
+    path = str(classifier.bundle.file(classifier.format_name))
+    if classifier.bundle.formats[classifier.format_name]["runtime"] == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = classifier.threads
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        dtype = np.uint8 if session.get_inputs()[0].type == "tensor(uint8)" else np.float32
+        return lambda frame: session.run(None, {name: resize(frame, spec)[None].astype(dtype, copy=False)})
+
+    interpreter_class, _ = _tflite_interpreter()
+    interpreter = interpreter_class(model_path=path, num_threads=classifier.threads)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+
+    def run(frame: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(inp["index"], resize(frame, spec)[None].astype(inp["dtype"], copy=False))
+        interpreter.invoke()
+        return interpreter.get_tensor(out["index"])
+
+    return run

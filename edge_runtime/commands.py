@@ -1,0 +1,70 @@
+"""CLI: `glassware replay` (recorded video, image folder or rosbag2 through the edge classifier; no TensorFlow)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "replay", help="replay recorded frames through a bundle: latency, drops, accuracy, timeline plot",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("source", type=Path, help="video file, folder of images, or rosbag2 (folder, .db3 or .mcap)")
+    p.add_argument("--bundle", required=True, type=Path, help="bundle directory (manifest.json)")
+    p.add_argument("--out", required=True, type=Path, help="folder for replay.json, frames.csv, timeline.png")
+    p.add_argument("--speed", type=_speed, default=1.0,
+                   help="1.0 = real time on the frames' timestamps (frames the classifier misses are dropped); "
+                        "2.0 = twice as fast; max = every sampled frame, as fast as possible (throughput)")
+    p.add_argument("--format", default="auto", help="bundle format, e.g. tflite_int8; auto = int8 on CPU")
+    p.add_argument("--threads", type=int, default=1, help="inference threads")
+    p.add_argument("--providers", default="", help="ONNX Runtime providers, e.g. tensorrt,cuda,cpu (default CPU)")
+    p.add_argument("--threshold", type=float, help="unknown below this confidence (default: the bundle's)")
+    p.add_argument("--max-rate-hz", type=float, default=0.0,
+                   help="classify at most this often (on frame time); 0 = no limit")
+    p.add_argument("--every-n", type=int, default=1, help="classify only every N-th frame")
+    p.add_argument("--truth", type=Path, help="ground-truth CSV (frame,time_s,label,domain,phase); "
+                                              "default: SOURCE.csv beside a video")
+    p.add_argument("--topic", help="rosbag2 image topic (default: the busiest Image/CompressedImage topic)")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate given to a folder of images")
+    p.add_argument("--smooth-alpha", type=float, default=0.3, help="weight of the newest frame in the moving average")
+    p.add_argument("--switch-margin", type=float, default=0.1, help="a new label must beat the held one by this much")
+    p.add_argument("--min-updates", type=int, default=2, help="... for this many consecutive classified frames")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=_replay)
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("speed must be > 0 or 'max'")
+    return value
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from glassware.edge_runtime import replay
+    from glassware.edge_runtime.classifier import Classifier
+    from glassware.edge_runtime.sources import open_source
+    from glassware.edge_runtime.stream import FrameSampler, LabelSmoother
+
+    source = open_source(args.source, topic=args.topic, fps=args.fps)
+    providers = [p.strip() for p in args.providers.split(",") if p.strip()] or None
+    try:
+        classifier = Classifier(args.bundle, format=args.format, threads=args.threads, providers=providers,
+                                threshold=args.threshold)
+        sampler = FrameSampler(max_rate_hz=args.max_rate_hz, every_n=args.every_n)
+        smoother = LabelSmoother(classifier.class_names, alpha=args.smooth_alpha, switch_margin=args.switch_margin,
+                                 threshold=classifier.threshold, min_updates=args.min_updates)
+    except ValueError as e:  # an out-of-range option
+        print(f"glassware replay: error: {e}", file=sys.stderr)
+        return 2
+    truth_file = args.truth or (args.source.with_suffix(".csv") if source.kind == "video" else None)
+    truth = replay.Truth(truth_file) if truth_file and (args.truth or truth_file.is_file()) else None
+    out = replay.run(source, classifier, args.out, speed=args.speed, sampler=sampler, smoother=smoother,
+                     truth=truth, progress=args.progress)
+    print(replay.summary_table(out))
+    print(f"wrote {args.out / 'replay.json'}, {args.out / 'frames.csv'}, {args.out / 'timeline.png'}")
+    return 0

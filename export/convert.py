@@ -1,0 +1,171 @@
+"""Keras logits model -> TFLite (fp32, fp16, dynamic-range, full int8) and ONNX (fp32, int8 QDQ) files.
+
+Every format keeps the model's input (RGB pixels 0..255, scaled by the model's own first layer) and outputs
+logits. Full-integer TFLite takes uint8 pixels straight from the camera and gives int8 logits; ONNX int8
+keeps a float32 input and quantizes inside (QDQ). Needs the `train` extra (TensorFlow, tf2onnx, onnx).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from glassware.calibration.representative import check_pixel_range
+from glassware.errors import ExportError
+
+
+@dataclass(frozen=True)
+class Format:
+    runtime: str  # "tflite" | "onnx"
+    precision: str  # "fp32" | "fp16" | "dynamic" | "int8"
+    suffix: str
+
+    @property
+    def needs_representative(self) -> bool:
+        return self.precision == "int8"
+
+    def filename(self, model: str) -> str:
+        return f"{model}_{self.precision}{self.suffix}"
+
+
+FORMATS = {
+    "tflite_fp32": Format("tflite", "fp32", ".tflite"),
+    "tflite_fp16": Format("tflite", "fp16", ".tflite"),
+    "tflite_dynamic": Format("tflite", "dynamic", ".tflite"),
+    "tflite_int8": Format("tflite", "int8", ".tflite"),
+    "onnx_fp32": Format("onnx", "fp32", ".onnx"),
+    "onnx_int8": Format("onnx", "int8", ".onnx"),
+}
+ONNX_OPSET = 17
+
+
+class Converter:
+    """Converts one Keras logits model to any of FORMATS. The SavedModel every TFLite conversion starts from
+    and the fp32 ONNX file ONNX int8 quantizes are made once, in `workdir`."""
+
+    def __init__(self, logits_model, workdir: str | Path):
+        self.model = logits_model
+        self.workdir = Path(workdir)
+        self._saved_model: Path | None = None
+        self._onnx_fp32: Path | None = None
+
+    def convert(self, name: str, out_path: str | Path, representative: np.ndarray | None = None,
+                check_range: bool = True) -> Path:
+        """Write format `name` to `out_path`. int8 formats need `representative` (0..255 training pixels).
+
+        `check_range=False` exists only so a test can show what a wrongly scaled calibration set does.
+        """
+        if name not in FORMATS:
+            raise ExportError(f"unknown format {name!r}; choose from {', '.join(FORMATS)}")
+        fmt, out_path = FORMATS[name], Path(out_path)
+        if fmt.needs_representative:
+            if representative is None or len(representative) == 0:
+                raise ExportError(f"{name} needs a representative set of training images")
+            if check_range:
+                check_pixel_range(representative)
+        with _quiet():
+            if fmt.runtime == "tflite":
+                out_path.write_bytes(_tflite_bytes(self.saved_model(), fmt.precision, representative))
+            elif fmt.precision == "fp32":
+                shutil.copyfile(self.onnx_fp32(), out_path)
+            else:
+                _onnx_int8(self.onnx_fp32(), out_path, representative)
+        return out_path
+
+    def saved_model(self) -> Path:
+        if self._saved_model is None:
+            path = self.workdir / "saved_model"
+            try:
+                self.model.export(str(path), format="tf_saved_model", verbose=False)
+            except Exception as e:  # TensorFlow tracing raises many types
+                raise ExportError(f"SavedModel export (the TFLite converters' input) failed: {e}") from e
+            self._saved_model = path
+        return self._saved_model
+
+    def onnx_fp32(self) -> Path:
+        if self._onnx_fp32 is None:
+            self._onnx_fp32 = _onnx_fp32(self.model, self.workdir / "fp32.onnx")
+        return self._onnx_fp32
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The converters print SavedModel signatures to stdout and chat at INFO: keep the command's output readable."""
+    loggers = [logging.getLogger(n) for n in ("tensorflow", "tf2onnx", "onnxruntime")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            # Noise for this model: the uint8 input's range comes from the representative set, not stats.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            warnings.filterwarnings("ignore", message=".*np.object", category=FutureWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _tflite_bytes(saved_model: Path, precision: str, representative: np.ndarray | None) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if precision != "fp32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if precision == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if precision == "int8":
+        converter.representative_dataset = lambda: ([x[None].astype(np.float32)] for x in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8  # raw camera pixels; the model's Rescaling layer is inside
+        converter.inference_output_type = tf.int8
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError...
+        raise ExportError(f"TFLite {precision} conversion failed: {e}") from e
+
+
+def _onnx_fp32(model, path: Path) -> Path:
+    import onnx
+
+    try:
+        model.export(str(path), format="onnx", opset_version=ONNX_OPSET, verbose=False)
+        onnx.checker.check_model(str(path))
+    except Exception as e:  # tf2onnx and onnx raise a variety of types
+        raise ExportError(f"ONNX export failed: {e}") from e
+    return path
+
+
+def _onnx_int8(fp32_path: Path, path: Path, representative: np.ndarray) -> Path:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    input_name = onnx.load(str(fp32_path)).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter(representative.astype(np.float32)[:, None])
+
+        def get_next(self):
+            x = next(self._batches, None)
+            return None if x is None else {input_name: x}
+
+    prepared = path.with_name(path.stem + ".prepared.onnx")
+    try:
+        quant_pre_process(str(fp32_path), str(prepared))  # shape inference + folding: cleaner QDQ placement
+        quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+        onnx.checker.check_model(str(path))
+    except Exception as e:
+        raise ExportError(f"ONNX int8 quantization failed: {e}") from e
+    finally:
+        prepared.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,195 @@
+"""`glassware export`: a training run -> one self-describing, accuracy-gated model bundle.
+
+Steps: open the run; Keras logits on val (and the test/stress folders); temperature and abstention threshold
+fitted on val; int8 representative set from the cached training images; every format converted, then run
+on its own runtime and gated against Keras; model files, the Keras model, manifest, reliability diagram and
+`export_report.md` written. The bundle is built next to `out_dir` and moved into place only when complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from glassware import __version__
+from glassware.calibration.representative import DEFAULT_SIZE, representative_set
+from glassware.calibration.temperature import calibration_summary, fit_temperature, plot_reliability
+from glassware.calibration.threshold import DEFAULT_TARGET_PRECISION, abstention_threshold, selective_metrics
+from glassware.edge_runtime.backends import open_backend
+from glassware.edge_runtime.bundle import MANIFEST, write_manifest
+from glassware.errors import ExportError
+from glassware.export.convert import FORMATS, Converter
+from glassware.export.gate import gate_table, run_logits, split_metrics, verdict
+from glassware.metrics import expected_calibration_error, softmax
+
+DEFAULT_FORMATS = tuple(FORMATS)
+REPORT = "export_report.md"
+RELIABILITY_PNG = "reliability.png"
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS,
+               test_dir: str | Path | None = None, stress_dir: str | Path | None = None, tolerance: float = 1.0,
+               keep_failed: bool = False, target_precision: float = DEFAULT_TARGET_PRECISION,
+               representative: int = DEFAULT_SIZE, seed: int = 0) -> dict:
+    """Export `run_dir` into the bundle `out_dir`; return the manifest as written.
+
+    Formats failing the gate (accuracy more than `tolerance` points below Keras on the test split, or on
+    val when no test folder is given) are deleted from the bundle unless `keep_failed`; either way they
+    are listed in manifest["gate"]["failed"] and the caller decides the exit code.
+    """
+    from glassware.training.run import load_run
+
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ExportError(f"unknown formats {unknown}; choose from {', '.join(FORMATS)}")
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir)
+    run = load_run(run_dir)
+    splits, datasets = _evaluation_splits(run, test_dir, stress_dir)
+    gate_split = "test" if "test" in splits else "val"
+
+    logits_model = run.logits_model()
+    keras_logits = {name: logits_model.predict(x.astype(np.float32), batch_size=32, verbose=0)
+                    for name, (x, _) in tqdm(splits.items(), desc="keras reference", unit="split")}
+    calibration = _calibrate(keras_logits, splits, target_precision)
+    reference = {name: {"n": len(y), "accuracy": float((keras_logits[name].argmax(-1) == y).mean()),
+                        "ece": expected_calibration_error(softmax(keras_logits[name], calibration["temperature"]), y)}
+                 for name, (_, y) in splits.items()}
+    rep = None
+    if any(FORMATS[f].needs_representative for f in formats):
+        rep = representative_set(*run.split("train"), n=representative, seed=seed)
+        calibration["representative"] = {"size": len(rep), "seed": seed, "source": "run cache, train split, stratified",
+                                         "pixel_min": int(rep.min()), "pixel_max": int(rep.max())}
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))  # moved into place when complete
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            converter = Converter(logits_model, scratch)
+            paths = {name: converter.convert(name, work / FORMATS[name].filename(run.model_name), rep)
+                     for name in tqdm(formats, desc="convert", unit="format")}
+        results = {name: _gate_one(name, path, splits, keras_logits, reference[gate_split]["accuracy"], gate_split,
+                                   calibration, tolerance)
+                   for name, path in tqdm(paths.items(), desc="gate", unit="format")}
+        failed = [n for n, r in results.items() if r["gate"] == "fail"]
+        removed = [] if keep_failed else failed
+        for name in removed:
+            paths[name].unlink()
+
+        keras_file = f"{run.model_name}.keras"
+        shutil.copy2(run.model_path, work / keras_file)
+        plot_reliability({s: (keras_logits[s], y) for s, (_, y) in splits.items()}, calibration["temperature"],
+                         work / RELIABILITY_PNG)
+        calibration["plots"] = [RELIABILITY_PNG]
+        manifest = write_manifest(work, {
+            "model": run.model_name,
+            "class_names": run.class_names,
+            "preprocessing": run.preprocessing.to_dict(),
+            "output": "logits",
+            "calibration": calibration,
+            "formats": {n: r for n, r in results.items() if n not in removed},
+            "reference": {"file": keras_file, "metrics": reference},
+            "gate": {"split": gate_split, "tolerance_points": tolerance, "failed": failed, "removed": removed,
+                     "datasets": datasets},
+            "files": {keras_file: ""},
+            "source_run": str(Path(run_dir).resolve()),
+            "model_options": run.info.get("model_options", {}),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "glassware_version": __version__,
+        })
+        table = gate_table(results, reference, gate_split)
+        (work / REPORT).write_text(_report(manifest, table))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        work.rename(out_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(table)
+    return manifest
+
+
+def _evaluation_splits(run, test_dir, stress_dir) -> tuple[dict, dict]:
+    """{split: (x, y)} for the run's val split and the given test/stress folders, and where each came from."""
+    from glassware.training.evaluate import read_labelled_folder
+
+    splits = {"val": run.split("val")}
+    datasets = {"val": {"source": "run val split", "n": len(splits["val"][1]), "skipped": 0}}
+    for name, folder in (("test", test_dir), ("stress", stress_dir)):
+        if folder is not None:
+            x, y, skipped = read_labelled_folder(folder, run.class_names, run.preprocessing)
+            splits[name] = (x, y)
+            datasets[name] = {"source": str(Path(folder).resolve()), "n": len(y), "skipped": len(skipped)}
+    return splits, datasets
+
+
+def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_accuracy: float, gate_split: str,
+              calibration: dict, tolerance: float) -> dict:
+    """Run one exported file on its own runtime over every split; its manifest entry with the verdict."""
+    fmt = FORMATS[name]
+    backend = open_backend(path, fmt.runtime)
+    metrics = {s: split_metrics(run_logits(backend, x), y, keras_logits[s], calibration["temperature"],
+                                calibration["threshold"])
+               for s, (x, y) in splits.items()}
+    status, reason = verdict(metrics[gate_split]["accuracy"], keras_accuracy, tolerance)
+    return {"file": path.name, "runtime": fmt.runtime, "precision": fmt.precision,
+            "input_dtype": backend.input_dtype.name, "size_bytes": path.stat().st_size,
+            "metrics": metrics, "gate": status, "gate_reason": reason}
+
+
+def _calibrate(keras_logits: dict, splits: dict, target_precision: float) -> dict:
+    """Temperature and threshold fitted on val; ECE before/after and selective accuracy on every split."""
+    val_logits, y_val = keras_logits["val"], splits["val"][1]
+    fit = fit_temperature(val_logits, y_val)
+    temperature = fit["temperature"]
+    chosen = abstention_threshold(softmax(val_logits, temperature), y_val, target_precision)
+    summary = {}
+    for name, (_, y) in splits.items():
+        summary[name] = calibration_summary(keras_logits[name], y, temperature)
+        summary[name].update(selective_metrics(softmax(keras_logits[name], temperature), y, chosen["threshold"]))
+    return {
+        "temperature": temperature,
+        "temperature_method": fit["method"],
+        "threshold": chosen["threshold"],
+        "target_precision": target_precision,
+        "threshold_target_met_on_val": chosen["target_met"],
+        "threshold_limited_by": chosen["limited_by"],
+        "threshold_floor": chosen["floor"],
+        "val_errors": chosen["val_errors"],
+        "fitted_on": "val",
+        "splits": summary,
+    }
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse to replace a non-empty folder that is not a bundle (never delete a user's files)."""
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not (out_dir / MANIFEST).is_file())):
+        raise ExportError(f"{out_dir}: exists and is not a model bundle; choose an empty or new --out")
+
+
+def _report(manifest: dict, table: str) -> str:
+    c, g = manifest["calibration"], manifest["gate"]
+    lines = [
+        f"# Export report: {manifest['bundle_id']}", "",
+        f"Source run `{manifest['source_run']}`; gate split **{g['split']}**, tolerance {g['tolerance_points']:g} "
+        f"accuracy points against Keras. Failed: {', '.join(g['failed']) or 'none'}; "
+        f"removed from the bundle: {', '.join(g['removed']) or 'none'}.", "",
+        table, "",
+        "## Calibration", "",
+        f"Temperature **{c['temperature']:.3f}** ({c['temperature_method']}); abstention threshold "
+        f"**{c['threshold']:.3f}** for a target precision of {100 * c['target_precision']:g}% on val "
+        f"(set by {c['threshold_limited_by']}; target met on val: {c['threshold_target_met_on_val']}). "
+        "Keras model, before → after temperature scaling:", "",
+        "| split | n | ECE before | ECE after | NLL before | NLL after | coverage | precision of accepted |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in c["splits"].items():
+        lines.append(f"| {name} | {s['n']} | {100 * s['ece_before']:.2f}% | {100 * s['ece_after']:.2f}% | "
+                     f"{s['nll_before']:.3f} | {s['nll_after']:.3f} | {100 * s['coverage']:.1f}% | "
+                     f"{100 * s['precision']:.1f}% |")
+    lines += ["", f"![reliability diagram]({RELIABILITY_PNG})", ""]
+    return "\n".join(lines)

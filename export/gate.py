@@ -1,0 +1,72 @@
+"""The accuracy gate: every exported file, run on its own runtime, compared with the Keras model it came from.
+
+A format passes when its accuracy on the gate split (the held-out lab test set) is at most `tolerance`
+points below the Keras model's. Nothing here imports TensorFlow: the files run through
+`glassware.edge_runtime.backends`, exactly as on the robot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glassware.calibration.threshold import selective_metrics
+from glassware.metrics import expected_calibration_error, softmax
+
+BATCH = 32
+
+
+def run_logits(backend, x: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
+    """Logits of `backend` on all of `x`, in batches."""
+    out = [backend.run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def split_metrics(logits: np.ndarray, y: np.ndarray, reference_logits: np.ndarray, temperature: float,
+                  threshold: float) -> dict:
+    """Accuracy, agreement with and max probability difference from the reference (Keras) logits, ECE
+    after temperature scaling, and coverage/precision at the abstention threshold."""
+    probs, reference = softmax(logits, temperature), softmax(reference_logits, temperature)
+    y = np.asarray(y, int)
+    accepted = selective_metrics(probs, y, threshold)
+    return {
+        "n": int(len(y)),
+        "accuracy": float((probs.argmax(-1) == y).mean()),
+        "agreement": float((probs.argmax(-1) == reference.argmax(-1)).mean()),
+        "max_prob_diff": float(np.abs(probs - reference).max()),
+        "ece": expected_calibration_error(probs, y),
+        "coverage": accepted["coverage"],
+        "precision_accepted": accepted["precision"],
+    }
+
+
+def verdict(accuracy: float, reference_accuracy: float, tolerance_points: float) -> tuple[str, str]:
+    """("pass"|"fail", reason): fail when accuracy is more than `tolerance_points` below the reference."""
+    drop = 100 * (reference_accuracy - accuracy)
+    if drop > tolerance_points:
+        return "fail", f"accuracy {100 * accuracy:.1f}% is {drop:.1f} points below Keras (> {tolerance_points:g})"
+    return "pass", f"accuracy drop {drop:+.1f} points (tolerance {tolerance_points:g})"
+
+
+def gate_table(results: dict[str, dict], reference: dict[str, dict], split: str) -> str:
+    """Markdown table: one row per format (`results`: manifest format entries, kept or not) against the
+    Keras reference, on the gate split and the other evaluated splits, with the ✅/❌ verdict."""
+    others = [s for s in reference if s != split]
+    fp32 = next((results[n]["size_bytes"] for n in ("tflite_fp32", "onnx_fp32") if n in results), None)
+    head = ["format", "MB", "× fp32", f"acc {split}", "Δ pts", "agree", "max Δp", f"ECE {split}"]
+    head += [h for s in others for h in (f"acc {s}", f"ECE {s}")] + ["gate"]
+    rows = [["keras (reference)", "", "", _pct(reference[split]["accuracy"]), "", "", "", _pct(reference[split]["ece"])]
+            + [v for s in others for v in (_pct(reference[s]["accuracy"]), _pct(reference[s]["ece"]))] + [""]]
+    for name, entry in results.items():
+        m, size = entry["metrics"], entry["size_bytes"]
+        rows.append([
+            name, f"{size / 1e6:.2f}", f"{size / fp32:.2f}" if fp32 else "",
+            _pct(m[split]["accuracy"]), f"{100 * (m[split]['accuracy'] - reference[split]['accuracy']):+.1f}",
+            _pct(m[split]["agreement"]), f"{m[split]['max_prob_diff']:.3f}", _pct(m[split]["ece"]),
+        ] + [v for s in others for v in (_pct(m[s]["accuracy"]), _pct(m[s]["ece"]))]
+          + ["✅" if entry["gate"] == "pass" else "❌"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"

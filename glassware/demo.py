@@ -1,0 +1,82 @@
+"""`glassware demo`: the whole job on the embedded synthetic default, one command.
+
+synthetic data -> train vgg and mobilenet -> evaluate (lab test, stress) -> export + calibrate ->
+benchmark -> synthetic camera video -> replay (edge runtime, then through the real ROS 2 node) -> report.
+Each step is the same `glassware` sub-command a user would run by hand, so the demo doubles as a
+worked example; the report links every figure it quotes to the JSON that produced it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger("glassware.demo")
+
+# (per-class images: lab train, lab test, stress), epochs (vgg, mobilenet), video seconds
+SIZES = {
+    "full": {"train": 150, "test": 50, "stress": 50, "vgg_epochs": 30, "mobilenet_epochs": 20, "video_s": 60},
+    "quick": {"train": 20, "test": 8, "stress": 8, "vgg_epochs": 3, "mobilenet_epochs": 2, "video_s": 10},
+}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("demo", help="synthetic data -> train -> export -> bench -> replay (edge + ROS) -> report")
+    p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: demo-out)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline in a few minutes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-ros", action="store_true", help="do not replay through the ROS 2 node")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from glassware import cli, report
+
+    size = SIZES["quick" if args.quick else "full"]
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    data, runs, bundles = out / "data", out / "runs", out / "bundles"
+    seed = str(args.seed)
+    timings: dict[str, float] = {}
+
+    def step(name: str, *argv: str) -> None:
+        log.info("demo step %s: glassware %s", name, " ".join(argv))
+        t0 = time.perf_counter()
+        code = cli.main(list(argv))
+        timings[name] = round(time.perf_counter() - t0, 1)
+        if code != 0:
+            raise SystemExit(f"demo step {name!r} failed (exit {code}); see the log above")
+
+    step("synth-lab-train", "synth", "--out", str(data / "lab_train"), "--domain", "lab",
+         "--per-class", str(size["train"]), "--seed", seed)
+    step("synth-lab-test", "synth", "--out", str(data / "lab_test"), "--domain", "lab",
+         "--per-class", str(size["test"]), "--seed", str(args.seed + 1000))
+    step("synth-stress", "synth", "--out", str(data / "stress"), "--domain", "stress",
+         "--per-class", str(size["stress"]), "--seed", str(args.seed + 2000))
+    for model in ("vgg", "mobilenet"):
+        run_dir = runs / model
+        step(f"train-{model}", "train", "--data", str(data / "lab_train"), "--model", model,
+             "--epochs", str(size[f"{model}_epochs"]), "--out", str(run_dir), "--seed", seed,
+             *(["--resume"] if (run_dir / "run.json").exists() else []))
+        for split in ("lab_test", "stress"):
+            step(f"evaluate-{model}-{split}", "evaluate", "--run", str(run_dir), "--data", str(data / split),
+                 "--out", str(run_dir / f"eval_{split}"))
+        step(f"export-{model}", "export", "--run", str(run_dir), "--out", str(bundles / model),
+             "--test", str(data / "lab_test"), "--stress", str(data / "stress"), "--keep-failed")
+    step("bench", "bench", "--bundle", str(bundles / "vgg"), "--bundle", str(bundles / "mobilenet"),
+         "--out", str(out / "bench"))
+    video = data / "video" / "gripper.mp4"
+    step("synth-video", "synth-video", "--out", str(video), "--seconds", str(size["video_s"]), "--seed", seed)
+    step("replay-edge", "replay", str(video), "--bundle", str(bundles / "vgg"), "--out", str(out / "replay"),
+         "--speed", "max")
+    if not args.skip_ros:
+        from glassware import ros_replay
+
+        t0 = time.perf_counter()
+        ros_replay.run(video, bundles / "vgg", out / "replay_ros")
+        timings["replay-ros"] = round(time.perf_counter() - t0, 1)
+    path = report.write(out, timings)
+    print(f"\nReport: {path}")
+    return 0

@@ -1,0 +1,132 @@
+"""The demo's replay through the real ROS 2 graph: replay_publisher -> classifier_node -> recorder.
+
+All three are separate processes from the colcon-built workspace, on a private ROS domain with the
+loopback Fast DDS profile (raw 640x480 frames need its large shared-memory segment; nothing leaves
+127.0.0.1). The recorder's log is scored with the edge runtime's own replay scoring, so the two replays
+in the report are comparable; latency here is end to end: header stamp -> classification received.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from glassware.edge_runtime import replay
+from glassware.edge_runtime.bundle import UNKNOWN, Bundle
+from glassware.errors import GlasswareError
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+INSTALL = REPO / "ros2_ws" / "install"
+PROFILE = INSTALL / "glassware_vision" / "share" / "glassware_vision" / "config" / "fastdds_large_images.xml"
+IMAGE_TOPIC = "/camera/image_raw"
+NODE = "glassware_classifier"
+
+
+def ros_environment(log_dir: Path) -> dict[str, str]:
+    """This environment with the workspace sourced, a private domain and loopback-only DDS."""
+    setup = INSTALL / "setup.bash"
+    if not setup.exists():
+        raise GlasswareError(f"{setup} not found: build the ROS 2 workspace first (bash setup.sh)")
+    sourced = subprocess.run(["bash", "-c", f"source {setup} && env -0"], capture_output=True, check=True).stdout
+    env = dict(line.split("=", 1) for line in sourced.decode().split("\0") if "=" in line)
+    env["AMENT_PREFIX_PATH"] = f"{env.get('AMENT_PREFIX_PATH', '')}:{sys.prefix}"
+    env["ROS_DOMAIN_ID"] = str(101 + os.getpid() % 100)
+    env["ROS_LOG_DIR"] = str(log_dir)
+    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
+    for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
+        env.pop(name, None)  # they would override the profile's loopback transports
+    return env
+
+
+def _start(executable: str, args: list[str], env: dict, log_file: Path) -> subprocess.Popen:
+    exe = INSTALL / "glassware_vision" / "lib" / "glassware_vision" / executable
+    return subprocess.Popen([str(exe), *args], env=env, stdout=open(log_file, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run(video: Path, bundle_dir: Path, out: Path, timeout_s: float = 600.0) -> dict:
+    """Replay `video` at its recorded rate through the node; write replay.json and timeline.png into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = ros_environment(out / "ros_log")
+    records = out / "recorder.jsonl"
+    node = _start("classifier_node", ["--ros-args", "-p", f"bundle:={bundle_dir}", "-r", f"__node:={NODE}",
+                                      "-r", f"image:={IMAGE_TOPIC}"], env, out / "classifier_node.log")
+    recorder = _start("recorder", ["--out", str(records), "--ros-args", "-r", f"image:={IMAGE_TOPIC}",
+                                   "-r", f"classification:=/{NODE}/classification"], env, out / "recorder.log")
+    publisher = _start("replay_publisher", ["--ros-args", "-p", f"source:={video}", "-p", "speed:=1.0",
+                                            "-p", "wait_for_subscribers:=2", "-p", "wait_timeout_s:=120.0",
+                                            "-r", f"image:={IMAGE_TOPIC}"], env, out / "replay_publisher.log")
+    try:
+        publisher.wait(timeout_s)
+        time.sleep(1.0)  # the last frames' classifications are still in flight
+        if node.poll() is not None:
+            raise GlasswareError(f"classifier_node exited ({node.returncode}); see {out / 'classifier_node.log'}")
+    finally:
+        for p in (publisher, node, recorder):
+            _stop(p)
+    result = score(records, Bundle.load(bundle_dir, verify=False), replay.Truth(video.with_suffix(".csv")), video)
+    (out / "replay.json").write_text(json.dumps(result["report"], indent=2) + "\n")
+    replay.plot_timeline(result["log"], result["truth"], result["class_names"], result["threshold"],
+                         out / "timeline.png")
+    print(json.dumps({k: result["report"][k] for k in ("frames", "latency_ms")}, indent=2))
+    return result["report"]
+
+
+def score(records: Path, bundle: Bundle, truth: replay.Truth, video: Path) -> dict:
+    """Turn the recorder's log into a replay.json like the edge runtime's, scored against ground truth."""
+    lines = [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
+    index_of = {r["stamp_ns"]: r["index"] for r in lines if r["kind"] == "frame"}
+    results = [r for r in lines if r["kind"] == "classification" and r["stamp_ns"] in index_of]
+    if not results:
+        raise GlasswareError(f"no classifications recorded in {records}; see the node logs beside it")
+    threshold = bundle.threshold
+    log_ = replay.ReplayLog()
+    for r in results:
+        k = index_of[r["stamp_ns"]]
+        log_.index.append(k)
+        log_.time_s.append(float(truth.time_s[k]) if k < len(truth.time_s) else k / 30.0)
+        log_.raw.append(r["raw_label"] if r["raw_confidence"] >= threshold else UNKNOWN)
+        log_.raw_top.append(r["raw_label"])
+        log_.raw_confidence.append(r["raw_confidence"])
+        log_.smoothed.append(r["label"])
+        log_.smoothed_confidence.append(r["confidence"])
+        log_.preprocess_ms.append(r["preprocess_ms"])
+        log_.inference_ms.append(r["inference_ms"])
+    rows = replay.match_truth(log_, truth, by_index=True)
+    e2e = np.array([(r["received_ns"] - r["stamp_ns"]) / 1e6 for r in results])
+    wall = (max(r["received_ns"] for r in results) - min(r["stamp_ns"] for r in results)) / 1e9
+    report = {
+        "schema": replay.SCHEMA,
+        "source": {"path": str(video), "kind": "ros2 graph: replay_publisher -> classifier_node", "problems": []},
+        "bundle": {"path": str(bundle.path), "bundle_id": results[0]["bundle_id"]},
+        "format": results[0]["model_format"],
+        "speed": 1.0,
+        "threshold": threshold,
+        "frames": {"in": len(index_of), "classified": len(results), "dropped": len(index_of) - len(results), "bad": 0},
+        "latency_ms": {"end_to_end": replay._percentiles(e2e), "preprocess": replay._percentiles(log_.preprocess_ms),
+                       "inference": replay._percentiles(log_.inference_ms)},
+        "wall_s": wall,
+        "throughput_fps": len(results) / wall if wall > 0 else 0.0,
+        "truth": replay.accuracy(log_, truth, rows, bundle.class_names),
+    }
+    return {"report": report, "log": log_, "truth": truth, "class_names": bundle.class_names, "threshold": threshold}

@@ -1,0 +1,80 @@
+"""Conversions between ROS messages and arrays; the only place that knows sensor_msgs layouts."""
+
+from __future__ import annotations
+
+import array
+import sys
+
+import cv2
+import numpy as np
+from glassware.preprocessing import decode_image, frame_from_buffer, frame_to_rgb
+from glassware_vision_msgs.msg import Classification
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+
+def frame_of(msg: Image) -> np.ndarray:
+    """The pixels of a sensor_msgs/Image as an (H, W, C) array; raises FrameFormatError on a malformed message."""
+    frame = frame_from_buffer(msg.data, msg.height, msg.width, msg.step, msg.encoding)
+    if frame.dtype.itemsize > 1 and bool(msg.is_bigendian) != (sys.byteorder == "big"):
+        frame = frame.byteswap()
+    return frame
+
+
+def bgr_of(msg: Image | CompressedImage) -> np.ndarray:
+    """Any supported image message as BGR uint8, for drawing and re-encoding."""
+    if isinstance(msg, CompressedImage):
+        rgb = decode_image(msg.data)
+    else:
+        rgb = frame_to_rgb(frame_of(msg), msg.encoding)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def image_msg(bgr: np.ndarray, header: Header) -> Image:
+    """A bgr8 sensor_msgs/Image holding `bgr` (copied once, straight into the message buffer)."""
+    height, width = bgr.shape[:2]
+    return Image(header=header, height=height, width=width, encoding="bgr8", is_bigendian=0,
+                 step=width * 3, data=array.array("B", np.ascontiguousarray(bgr).tobytes()))
+
+
+def compressed_msg(bgr: np.ndarray, header: Header, quality: int = 90) -> CompressedImage:
+    """A JPEG sensor_msgs/CompressedImage of `bgr`."""
+    ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"JPEG encoding failed for a frame of shape {bgr.shape}")
+    return CompressedImage(header=header, format="jpeg", data=array.array("B", jpeg.tobytes()))
+
+
+def classification_msg(header: Header, prediction, label: str, confidence: float, accepted: bool,
+                       smoothed: bool, class_names: list[str], threshold: float, bundle_id: str,
+                       model_format: str) -> Classification:
+    """The Classification of one frame; `label`/`confidence` are the decision (smoothed or not)."""
+    raw_index = int(np.argmax(prediction.scores))
+    return Classification(
+        header=header,
+        label=label,
+        confidence=float(confidence),
+        accepted=bool(accepted),
+        threshold=float(threshold),
+        smoothed=smoothed,
+        raw_label=class_names[raw_index],
+        raw_confidence=float(prediction.scores[raw_index]),
+        class_names=class_names,
+        scores=array.array("f", np.asarray(prediction.scores, np.float32).tobytes()),
+        preprocess_ms=float(prediction.preprocess_ms),
+        inference_ms=float(prediction.inference_ms),
+        bundle_id=bundle_id,
+        model_format=model_format,
+    )
+
+
+def draw_label(bgr: np.ndarray, text: str, accepted: bool) -> np.ndarray:
+    """A copy of `bgr` with `text` in a banner at the top: green if accepted, orange if the model abstained."""
+    out = bgr.copy()
+    scale = max(out.shape[1] / 640.0, 0.4)
+    thickness = max(int(round(2 * scale)), 1)
+    (w, h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    cv2.rectangle(out, (0, 0), (w + 12, h + baseline + 12), (0, 0, 0), cv2.FILLED)
+    colour = (0, 200, 0) if accepted else (0, 140, 255)
+    cv2.putText(out, text, (6, h + 6), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    return out

@@ -1,0 +1,74 @@
+"""Counters and latency percentiles of the classifier node, turned into a diagnostic_msgs status."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+COUNTERS = ("received", "skipped_by_rate", "replaced", "bad", "processed")
+
+
+class StreamStats:
+    """Counts frames through the node and keeps the latest latencies; safe to call from any thread.
+
+    received         messages taken by the subscription
+    skipped_by_rate  not classified because of max_rate_hz
+    replaced         overwritten in the latest-frame slot before the worker took them (dropped on purpose)
+    bad              malformed messages (size/step/encoding mismatch, unknown encoding, corrupt JPEG)
+    processed        classified and published
+    """
+
+    def __init__(self, window: int = 1000):
+        self._lock = threading.Lock()
+        self.totals = dict.fromkeys(COUNTERS, 0)
+        self._latency_ms: deque[float] = deque(maxlen=window)
+        self._inference_ms: deque[float] = deque(maxlen=window)
+        self._last = (time.monotonic(), dict(self.totals))
+
+    def count(self, counter: str, n: int = 1) -> None:
+        with self._lock:
+            self.totals[counter] += n
+
+    def processed(self, latency_ms: float, inference_ms: float) -> None:
+        with self._lock:
+            self.totals["processed"] += 1
+            self._latency_ms.append(latency_ms)
+            self._inference_ms.append(inference_ms)
+
+    def report(self) -> dict:
+        """Totals, rates since the previous report, and latency percentiles over the last `window` frames."""
+        now = time.monotonic()
+        with self._lock:
+            totals, latency, inference = dict(self.totals), np.array(self._latency_ms), np.array(self._inference_ms)
+        then, before = self._last
+        self._last = (now, totals)
+        elapsed = max(now - then, 1e-9)
+        out = dict(totals)
+        out["input_rate_hz"] = (totals["received"] - before["received"]) / elapsed
+        out["processed_rate_hz"] = (totals["processed"] - before["processed"]) / elapsed
+        out["new_bad"] = totals["bad"] - before["bad"]
+        for name, values in (("latency", latency), ("inference", inference)):
+            for q in (50, 99):
+                out[f"{name}_p{q}_ms"] = float(np.percentile(values, q)) if len(values) else float("nan")
+        return out
+
+
+def diagnostic_status(name: str, hardware_id: str, report: dict, extra: dict[str, str]) -> DiagnosticStatus:
+    """One DiagnosticStatus: OK; WARN when no frame arrived or malformed ones did since the last report."""
+    if report["input_rate_hz"] == 0:
+        level, message = DiagnosticStatus.WARN, "no input frames"
+    elif report["new_bad"]:
+        level, message = DiagnosticStatus.WARN, f"{report['new_bad']} malformed frames"
+    else:
+        level, message = DiagnosticStatus.OK, f"classifying at {report['processed_rate_hz']:.1f} Hz"
+    values = {k: _fmt(v) for k, v in report.items() if k != "new_bad"} | extra
+    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+
+def _fmt(value) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)

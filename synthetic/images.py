@@ -1,0 +1,192 @@
+"""Synthetic glassware photos: one image (`render`) or a class-folder dataset of JPEGs (`write_dataset`).
+
+Every image has its own random generator, seeded by (seed, class, index), so a dataset is the same bytes
+for the same arguments however many worker processes write it.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import resource
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from glassware.errors import SynthesisError
+from glassware.synthetic import CLASSES
+from glassware.synthetic.objects import pyramid, variants
+from glassware.synthetic.scene import DOMAINS, compose, draw_scene, random_placement
+
+MAX_SIDE = 8192
+SHEET_SAMPLES = 6  # per class on the contact sheet
+_CHUNK = 32  # images per task handed to a worker
+
+
+def render(class_name: str, domain: str, rng: np.random.Generator, width: int = 640, height: int = 480) -> np.ndarray:
+    """One photo of an object of `class_name` in `domain` ("lab" or "stress"): RGB uint8 (height, width, 3)."""
+    check(domain=domain, width=width, height=height, class_name=class_name)
+    return _render(class_name, domain, rng, width, height)[0]
+
+
+def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, seed: int = 0, width: int = 640,
+                  height: int = 480, quality: int = 90, workers: int = 1) -> dict:
+    """Write OUT/<class>/<class>_<seed>_<i>.jpg for every class, OUT/contact_sheet.png and OUT/synth.json.
+    Returns the summary written to synth.json (counts, seconds, images_per_second, ...)."""
+    check(domain=domain, width=width, height=height, per_class=per_class, seed=seed, quality=quality, workers=workers)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SynthesisError(f"{out} exists and is not a folder")
+    for name in CLASSES:
+        (out / name).mkdir(parents=True, exist_ok=True)
+    jobs = [(c, i) for c in range(len(CLASSES)) for i in range(per_class)]
+    chunks = [jobs[k:k + _CHUNK] for k in range(0, len(jobs), _CHUNK)]
+    task = (str(out), domain, seed, width, height, quality)
+
+    from tqdm import tqdm
+
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
+    written = 0
+    with tqdm(total=len(jobs), desc=f"synth {domain}", unit="img", file=sys.stderr, disable=None) as bar:
+        if workers == 1:
+            results = (_write_chunk(task, chunk) for chunk in chunks)
+            written = _drain(results, bar)
+        else:
+            ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold TensorFlow threads
+            with ctx.Pool(workers, initializer=_one_thread) as pool:
+                written = _drain(pool.imap_unordered(_write_chunk_star, [(task, c) for c in chunks]), bar)
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+
+    sheet = contact_sheet(out, f"{domain} domain, seed {seed}, {width}x{height}")
+    summary = {
+        "schema": "glassware-synth/1",
+        "domain": domain,
+        "seed": seed,
+        "width": width,
+        "height": height,
+        "quality": quality,
+        "workers": workers,
+        "classes": list(CLASSES),
+        "counts": {name: per_class for name in CLASSES},
+        "total": len(jobs),
+        "bytes": written,
+        "seconds": round(seconds, 3),
+        "images_per_second": round(len(jobs) / seconds, 1),
+        "cpu_seconds": round(cpu, 3),  # all processes: robust to other load on the machine
+        "images_per_cpu_second": round(len(jobs) / max(cpu, 1e-9), 1),
+        "contact_sheet": sheet.name,
+    }
+    (out / "synth.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def check(domain: str | None = None, width: int | None = None, height: int | None = None, class_name: str | None = None,
+          per_class: int | None = None, seed: int | None = None, quality: int | None = None, workers: int | None = None) -> None:
+    """Raise SynthesisError for arguments that cannot make a dataset; None means not given."""
+    if domain is not None and domain not in DOMAINS:
+        raise SynthesisError(f"unknown domain {domain!r}; choose one of: {', '.join(DOMAINS)}")
+    if class_name is not None and class_name not in CLASSES:
+        raise SynthesisError(f"unknown class {class_name!r}; classes: {', '.join(CLASSES)}")
+    for name, value, low, high in (("width", width, 32, MAX_SIDE), ("height", height, 32, MAX_SIDE),
+                                   ("per-class", per_class, 1, None), ("seed", seed, 0, 2 ** 63 - 1),
+                                   ("quality", quality, 1, 100), ("workers", workers, 1, 256)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise SynthesisError(f"{name} must be an integer, got {value!r}")
+        if value < low or (high is not None and value > high):
+            raise SynthesisError(f"{name} must be in {low}..{high if high is not None else 'any'}, got {value}")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480); raises SynthesisError for anything else."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SynthesisError(f"size must be WIDTHxHEIGHT such as 640x480, got {text!r}") from None
+    check(width=w, height=h)
+    return w, h
+
+
+def contact_sheet(out: Path, title: str, samples: int = SHEET_SAMPLES) -> Path:
+    """A labelled grid of the first few images of each class (as written, JPEG and all): OUT/contact_sheet.png."""
+    tw, th, label_w, title_h = 200, 150, 70, 30
+    sheet = np.full((title_h + th * len(CLASSES), label_w + tw * samples, 3), 255, np.uint8)
+    cv2.putText(sheet, title, (8, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    for row, name in enumerate(CLASSES):
+        y = title_h + row * th
+        cv2.putText(sheet, name, (8, y + th // 2 + 8), cv2.FONT_HERSHEY_SIMPLEX, 0.8 if len(name) < 3 else 0.6,
+                    (0, 0, 0), 2, cv2.LINE_AA)
+        files = sorted((out / name).glob(f"{name}_*.jpg"), key=_index)[:samples]
+        for col, path in enumerate(files):
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is not None:
+                x = label_w + col * tw
+                sheet[y + 1:y + th - 1, x + 1:x + tw - 1] = cv2.resize(img, (tw - 2, th - 2), interpolation=cv2.INTER_AREA)
+    path = out / "contact_sheet.png"
+    if not cv2.imwrite(str(path), sheet):
+        raise SynthesisError(f"cannot write {path}")
+    return path
+
+
+def image_rng(seed: int, class_index: int, index: int) -> np.random.Generator:
+    """The generator of one image: independent of every other image, of order and of worker count."""
+    return np.random.default_rng(np.random.SeedSequence([seed, class_index, index]))
+
+
+def sprite_px(width: int, height: int) -> int:
+    """Resolution to draw objects at for this frame size: about half the biggest object scale, so drawing
+    stays cheap and the largest objects are magnified at most ~1.7x (more above 1280 px, where it is capped)."""
+    return int(min(640, -(-0.47 * max(width, height) // 32) * 32))
+
+
+def _render(class_name, domain, rng, width, height) -> tuple[np.ndarray, int | None]:
+    scene = draw_scene(domain, rng, width, height)
+    levels = pyramid(class_name, int(rng.integers(variants(class_name))), sprite_px(width, height))  # turned about its axis
+    where = random_placement(rng, levels[0].extent, width, height)
+    return compose(scene, levels, where, rng), scene.jpeg_quality
+
+
+def _write_chunk(task, chunk) -> tuple[int, int]:
+    """Render, encode and write a list of (class index, image index); returns (images, bytes)."""
+    out, domain, seed, width, height, quality = task
+    written = 0
+    for c, i in chunk:
+        name = CLASSES[c]
+        rgb, camera_quality = _render(name, domain, image_rng(seed, c, i), width, height)
+        q = quality if camera_quality is None else min(quality, camera_quality)
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+        if not ok:
+            raise SynthesisError(f"JPEG encoding failed for {name} #{i}")
+        (Path(out) / name / f"{name}_{seed}_{i}.jpg").write_bytes(data.tobytes())
+        written += data.size
+    return len(chunk), written
+
+
+def _write_chunk_star(args) -> tuple[int, int]:
+    return _write_chunk(*args)
+
+
+def _drain(results, bar) -> int:
+    total = 0
+    for n_images, n_bytes in results:
+        total += n_bytes
+        bar.update(n_images)
+    return total
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the worker pool)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _one_thread() -> None:
+    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would only contend
+
+
+def _index(path: Path) -> int:
+    return int(path.stem.rsplit("_", 1)[1])

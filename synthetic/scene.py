@@ -1,0 +1,393 @@
+"""Scenes for the two domains: the surface an object stands on, the light, and the camera that films it.
+
+`lab` is the paper's training setup: a flat white surface, neutral diffuse light, a clean camera, with rare
+(2 %) shadows and motion blur. `stress` is what broke the paper's model: darker, murky, uneven light
+with deep shadows; busy out-of-focus backgrounds; the object often standing in a styrofoam box; and another
+camera (colour cast, more noise, softer or over-sharpened, lower JPEG quality). The objects themselves are
+the same, so shape, label and cap still tell the classes apart.
+
+Everything random is drawn from the caller's `numpy.random.Generator`; fixed tables (noise, styrofoam
+texture) come from fixed seeds, so a scene depends only on that generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from glassware.synthetic.objects import Sprite, pick_level
+
+DOMAINS = ("lab", "stress")
+_NOISE_SIGMA = 16.0  # of the stored noise table; scaled per camera
+_TILE = 509  # noise tile size: prime, so its repeats never line up with 8x8 JPEG blocks
+
+
+@dataclass
+class Box:
+    """A styrofoam box around the object, in fractions of the placed object's bounding box."""
+
+    left: float
+    right: float
+    floor: float  # back edge of the floor, above the object's bottom
+    back: float  # back wall height above the floor
+    occlusion: float  # front rim above the object's bottom (> 0 hides that much of it)
+    front: float  # front wall height below the rim
+    wall: float  # rim thickness
+    color: tuple[int, int, int]
+    texture_at: tuple[int, int]
+
+
+@dataclass
+class Scene:
+    """Everything about one shot except the object: background, light, camera."""
+
+    domain: str
+    background: np.ndarray  # RGB uint8 (H, W, 3), before lighting
+    light: np.ndarray | None  # RGB uint8 (H, W, 3) gain map, 255 = 1.0, with the colour cast; None: even light
+    haze: tuple[float, float, float]  # murky light added after the gain map
+    gain: float  # exposure, applied last
+    box: Box | None
+    shadow: tuple[float, float, float, float] | None  # dx, dy (fractions of object size), strength, softness
+    noise: float  # sensor noise sigma, grey levels
+    soft: float  # optics: 1 = sharp, 0.5 = detail of a camera with half the resolution
+    sharpen: float  # unsharp-mask amount (the other camera's processing)
+    motion: tuple[float, float]  # motion blur length (px at 640 wide) and angle (degrees); 0 = none
+    jpeg_quality: int | None  # this camera's JPEG quality (None: the writer's)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.background.shape[1], self.background.shape[0]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an object is: centre of its extent (px), px per object unit, rotation (degrees, counter-clockwise)."""
+
+    cx: float
+    cy: float
+    scale: float
+    angle: float
+
+
+# --- drawing a scene -----------------------------------------------------------------------------------
+
+def draw_scene(domain: str, rng: np.random.Generator, width: int, height: int) -> Scene:
+    if domain == "lab":
+        return _lab(rng, width, height)
+    if domain == "stress":
+        return _stress(rng, width, height)
+    raise ValueError(f"unknown domain {domain!r}; expected one of {DOMAINS}")
+
+
+def _lab(rng, width, height) -> Scene:
+    white = 246 + rng.uniform(-5, 5) + rng.uniform(-3, 3, 3)  # white balance varies a little
+    corners = white[None, None, :] + rng.uniform(-10, 3, (2, 2, 1))  # diffuse light, gently uneven
+    background = _upscale(corners, width, height)
+    if rng.random() < 0.4:  # the wall behind the table
+        horizon = int(height * rng.uniform(0.03, 0.3))
+        background[:horizon] = np.clip(white * rng.uniform(0.9, 0.97), 0, 255).astype(np.uint8)
+    rare = rng.random(2)
+    return Scene(
+        "lab", background, None, (0.0, 0.0, 0.0), gain=rng.uniform(0.95, 1.0), box=None,
+        shadow=(rng.uniform(0.04, 0.12), rng.uniform(0.0, 0.06), rng.uniform(0.2, 0.35), 0.04) if rare[0] < 0.02 else None,
+        noise=rng.uniform(1.0, 2.5), soft=rng.uniform(0.6, 0.85) if rng.random() < 0.2 else 1.0, sharpen=0.0,
+        motion=(rng.uniform(6, 16), rng.uniform(0, 180)) if rare[1] < 0.02 else (0.0, 0.0), jpeg_quality=None)
+
+
+_CASTS = np.array([[1.0, 0.9, 0.72], [0.86, 1.0, 0.88], [0.8, 0.92, 1.0], [1.0, 0.95, 0.85], [0.95, 1.0, 0.8]])
+
+
+def _stress(rng, width, height) -> Scene:
+    cast = _CASTS[rng.integers(len(_CASTS))] * (1 + rng.uniform(-0.04, 0.04, 3))
+    gain = rng.uniform(0.38, 0.72) * cast / cast.max()
+    dark = (rng.uniform(0, np.pi * 2), rng.uniform(-0.3, 0.3), rng.uniform(0.35, 0.65)) if rng.random() < 0.45 else None
+    light = _light_map(rng, width, height, gain, vignette=rng.uniform(0.15, 0.4), spot=rng.uniform(0.0, 0.5), dark=dark)
+    murk = rng.uniform(6, 30) * np.array([1.0, 0.95, 0.8]) * (1 + rng.uniform(-0.15, 0.15, 3))
+    box = None
+    if rng.random() < 0.75:  # the paper's stress photos: flasks "positioned inside some kind of styrofoam box"
+        box = Box(left=rng.uniform(0.15, 0.6), right=rng.uniform(0.15, 0.6), floor=rng.uniform(0.06, 0.2),
+                  back=rng.uniform(0.6, 1.1), occlusion=rng.uniform(-0.1, 0.1), front=rng.uniform(0.2, 0.7),
+                  wall=rng.uniform(0.03, 0.06), color=tuple(int(v) for v in rng.uniform(205, 240) + rng.uniform(-6, 6, 3)),
+                  texture_at=(int(rng.integers(_TILE)), int(rng.integers(_TILE))))
+    soft = rng.random() < 0.5
+    return Scene(
+        "stress", _clutter(rng, width, height), light, tuple(murk), gain=1.0, box=box,
+        shadow=(rng.uniform(-0.15, 0.15), rng.uniform(0.0, 0.1), rng.uniform(0.3, 0.6), 0.06) if rng.random() < 0.5 else None,
+        noise=rng.uniform(3.0, 9.0), soft=rng.uniform(0.4, 0.65) if soft else 1.0,
+        sharpen=rng.uniform(0.6, 1.5) if not soft and rng.random() < 0.4 else 0.0,
+        motion=(rng.uniform(6, 18), rng.uniform(0, 180)) if rng.random() < 0.05 else (0.0, 0.0),
+        jpeg_quality=int(rng.integers(35, 75)))
+
+
+def _upscale(small: np.ndarray, width: int, height: int) -> np.ndarray:
+    return cv2.resize(np.clip(small, 0, 255).astype(np.uint8), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _light_map(rng, width, height, gain, vignette: float, spot: float, dark) -> np.ndarray:
+    """Low-frequency illumination (vignette, a brighter spot, a deep shadow edge), computed on 16x12 and upscaled."""
+    y, x = np.mgrid[-1:1:12j, -1:1:16j]
+    g = 1 - vignette * (x * x + y * y) / 2
+    if spot:
+        sx, sy = rng.uniform(-0.8, 0.8, 2)
+        g = g * (1 - spot) + spot * 1.6 * np.exp(-((x - sx) ** 2 + (y - sy) ** 2) / 0.5)
+    if dark is not None:  # something between the lamp and the scene: a soft-edged dark half
+        angle, offset, depth = dark
+        side = x * np.cos(angle) + y * np.sin(angle) - offset
+        g = g * (1 - depth / (1 + np.exp(-side * 8)))
+    return _upscale(np.clip(g, 0, 1.2)[..., None] * np.asarray(gain)[None, None, :] * 255, width, height)
+
+
+def _clutter(rng, width, height) -> np.ndarray:
+    """A busy lab background: shelves, boxes, papers, bottles and cables, out of focus, and a bench top."""
+    w, h = max(16, width // 4), max(12, height // 4)  # drawn small: it is out of focus anyway
+    base = rng.uniform(50, 170) * (1 + rng.uniform(-0.25, 0.25, 3))
+    img = np.clip(base * np.linspace(1.1, 0.8, h)[:, None, None], 0, 255).astype(np.uint8) * np.ones((1, w, 1), np.uint8)
+    n = int(rng.integers(14, 30))
+    muted = rng.uniform(30, 200, (n, 1)) * (1 + rng.uniform(-0.2, 0.2, (n, 3)))
+    colors = np.where(rng.random((n, 1)) < 0.35, rng.uniform(15, 235, (n, 3)), muted).astype(int).tolist()
+    kinds = rng.random(n).tolist()
+    xy = np.stack([rng.integers(-w // 8, w, n), rng.integers(-h // 8, h, n)], 1).tolist()
+    size = np.stack([rng.integers(2, w // 3, n), rng.integers(2, h // 2, n)], 1).tolist()
+    for kind, (x, y), (sx, sy), color in zip(kinds, xy, size, colors):
+        if kind < 0.5:
+            cv2.rectangle(img, (x, y), (x + sx, y + sy), color, -1)
+        elif kind < 0.75:
+            cv2.ellipse(img, (x, y), (sx // 3 + 1, sy // 2 + 1), 0, 0, 360, color, -1)
+        else:
+            cv2.line(img, (x, y), (x + sx * 2 - w // 3, y + sy * 2 - h // 2), color, 1 + int(kind * 8) % 2)
+    bench = int(h * rng.uniform(0.45, 0.8))
+    top = rng.uniform(25, 120) * (1 + rng.uniform(-0.2, 0.2, 3))
+    img[bench:] = np.clip(top * np.linspace(0.85, 1.1, h - bench)[:, None, None], 0, 255).astype(np.uint8)
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.6))  # out of focus behind the object
+    img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:  # tiles or a pegboard: sharp, regular texture the lab never had
+        scale = width / 640
+        step = max(4, int(rng.uniform(14, 40) * scale))
+        shade = np.clip(base * rng.uniform(0.4, 1.6), 0, 255).astype(int).tolist()
+        wall = bench * height // h
+        thick = max(1, int(scale))
+        for x in range(int(rng.integers(step)), width, step):
+            cv2.line(img, (x, 0), (x, wall), shade, thick)
+        for y in range(int(rng.integers(step)), wall, step):
+            cv2.line(img, (0, y), (width, y), shade, thick)
+    return img
+
+
+# --- putting an object into a scene --------------------------------------------------------------------
+
+def random_placement(rng: np.random.Generator, extent, width: int, height: int) -> Placement:
+    """A pose as the paper's photos had them: upright, upside-down or sideways, tilted, at a distance (the object
+    spans 50-94 % of the frame's height or width), anywhere in the picture but always entirely in it."""
+    pose = rng.random()
+    base = 0.0 if pose < 0.5 else 180.0 if pose < 0.7 else rng.choice([90.0, -90.0])
+    angle = base + float(np.clip(rng.normal(0, 12), -30, 30))
+    bw, bh = rotated_size(extent, angle)
+    biggest = min(0.94 * height / bh, 0.94 * width / bw)
+    scale = biggest * float(np.exp(rng.uniform(np.log(0.55), 0)))
+    half_w, half_h = bw * scale / 2, bh * scale / 2
+    return Placement(rng.uniform(half_w, width - half_w), rng.uniform(half_h, height - half_h), scale, angle)
+
+
+def rotated_size(extent, angle: float) -> tuple[float, float]:
+    """Width and height (object units) of the bounding box of an extent turned by `angle`."""
+    x0, y0, x1, y1 = extent
+    c, s = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    return (x1 - x0) * c + (y1 - y0) * s, (x1 - x0) * s + (y1 - y0) * c
+
+
+def affine(sprite: Sprite, where: Placement) -> np.ndarray:
+    """2x3 matrix taking sprite pixels to frame pixels."""
+    x0, y0, x1, y1 = sprite.extent
+    k = where.scale / sprite.px
+    a, b = np.cos(np.radians(where.angle)), np.sin(np.radians(where.angle))
+    R = np.array([[a, b], [-b, a]])  # counter-clockwise on screen (y down), as cv2.getRotationMatrix2D
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    origin = np.array(sprite.origin) / sprite.px
+    t = np.array([where.cx, where.cy]) - where.scale * R @ (origin + centre)
+    return np.hstack([k * R, t[:, None]])
+
+
+def bounding_box(sprite: Sprite, where: Placement) -> tuple[float, float, float, float]:
+    """Frame-pixel bounds (x0, y0, x1, y1) of the placed object."""
+    x0, y0, x1, y1 = sprite.extent
+    pts = (np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]]) * sprite.px + sprite.origin)
+    M = affine(sprite, where)
+    frame = pts @ M[:, :2].T + M[:, 2]
+    return (*frame.min(axis=0), *frame.max(axis=0))
+
+
+def compose(scene: Scene, levels: tuple[Sprite, ...] | None, where: Placement | None, rng: np.random.Generator,
+            motion: tuple[float, float] | None = None) -> np.ndarray:
+    """The camera's picture (RGB uint8) of an object placed in a scene; `levels` None films the empty scene
+    (a box, if any, comes with its object). `motion` (length px at 640 wide, angle) overrides the scene's
+    motion blur, e.g. from video speed."""
+    frame = scene.background.copy()
+    if levels is not None:
+        sprite = pick_level(levels, where.scale)
+        bbox = bounding_box(sprite, where)
+        box = _box_geometry(scene.box, bbox) if scene.box is not None else None
+        if box is not None:
+            _draw_box(frame, scene.box, box["back"])
+        if scene.shadow is not None:
+            _shadow(frame, levels, where, bbox, scene.shadow)
+        _paste(frame, sprite, affine(sprite, where))
+        if box is not None:
+            _draw_box(frame, scene.box, box["front"])
+    return _camera(frame, scene, rng, scene.motion if motion is None else motion)
+
+
+def _paste(frame: np.ndarray, sprite: Sprite, M: np.ndarray) -> None:
+    """frame = frame * T + C over the object's footprint (one 4-channel warp of the sprite)."""
+    h, w = sprite.TC.shape[:2]
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], float) - 0.5
+    pts = corners @ M[:, :2].T + M[:, 2]
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, frame.shape[1]), min(y1, frame.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return
+    M = M.copy()
+    M[:, 2] -= (x0, y0)
+    TC = cv2.warpAffine(sprite.TC, M, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0, 255))
+    T = cv2.cvtColor(cv2.extractChannel(TC, 3), cv2.COLOR_GRAY2RGB)
+    frame[y0:y1, x0:x1] = cv2.add(cv2.multiply(frame[y0:y1, x0:x1], T, scale=1 / 255), cv2.cvtColor(TC, cv2.COLOR_RGBA2RGB))
+
+
+def _shadow(frame, levels, where, bbox, shadow) -> None:
+    """A soft cast shadow: the object's opacity, shifted and blurred (at quarter resolution), darkening what
+    is behind it."""
+    dx, dy, strength, softness = shadow
+    size = max(bbox[2] - bbox[0], bbox[3] - bbox[1])
+    small = Placement((where.cx + dx * size + 0.5) / 4 - 0.5, (where.cy + dy * size + 0.5) / 4 - 0.5,
+                      where.scale / 4, where.angle)
+    sprite = pick_level(levels, small.scale)
+    h, w = frame.shape[:2]
+    qw, qh = max(1, w // 4), max(1, h // 4)
+    T = cv2.warpAffine(cv2.extractChannel(sprite.TC, 3), affine(sprite, small), (qw, qh), flags=cv2.INTER_LINEAR,
+                       borderValue=255)
+    T = cv2.GaussianBlur(T, (0, 0), max(0.5, softness * size / 4))
+    keep = cv2.resize(255 - ((255 - T.astype(np.float32)) * strength).astype(np.uint8), (w, h),
+                      interpolation=cv2.INTER_LINEAR)
+    frame[:] = cv2.multiply(frame, cv2.cvtColor(keep, cv2.COLOR_GRAY2RGB), scale=1 / 255)
+
+
+def _box_geometry(box: Box, bbox) -> dict:
+    """Polygons (with a shade each) of the box behind and in front of the object."""
+    x0, y0, x1, y1 = bbox
+    w, h = x1 - x0, y1 - y0
+    L, R = x0 - box.left * w, x1 + box.right * w
+    floor_back = y1 - box.floor * h
+    top = floor_back - box.back * h
+    rim = y1 - box.occlusion * h
+    d = max(rim - floor_back, 2.0) * 0.8
+    t = box.wall * h
+    back = [
+        ([(L, top), (R, top), (R, floor_back), (L, floor_back)], 0.5),  # back wall, inner face, in shade
+        ([(L, floor_back), (R, floor_back), (R + d, rim), (L - d, rim)], 0.68),  # floor
+        ([(L - t, top), (L, top), (L, floor_back), (L - d, rim), (L - d - t, rim)], 0.6),  # left wall
+        ([(R + t, top), (R, top), (R, floor_back), (R + d, rim), (R + d + t, rim)], 0.42),  # right wall
+        ([(L - t, top - t), (R + t, top - t), (R + t, top), (L - t, top)], 1.0),  # back rim
+    ]
+    front = [
+        ([(L - d - t, rim), (R + d + t, rim), (R + d + t, rim + t), (L - d - t, rim + t)], 1.0),  # front rim
+        ([(L - d - t, rim + t), (R + d + t, rim + t), (R + d + t, rim + box.front * h), (L - d - t, rim + box.front * h)], 0.82),
+    ]
+    return {"back": back, "front": front}
+
+
+def _draw_box(frame: np.ndarray, box: Box, polygons) -> None:
+    """Fill polygons with styrofoam: the box colour, shaded, times a bead texture."""
+    h, w = frame.shape[:2]
+    corners = np.concatenate([np.array(points) for points, _ in polygons])
+    x0, y0 = np.clip(np.floor(corners.min(axis=0)).astype(int) - 1, 0, (w, h))
+    x1, y1 = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 2, 0, (w, h))
+    if x1 <= x0 or y1 <= y0:
+        return
+    roi = frame[y0:y1, x0:x1]
+    mask = np.zeros(roi.shape[:2], np.uint8)
+    for points, shade in polygons:
+        pts = np.round((np.array(points) - (x0, y0)) * 16).astype(np.int32)  # 4 fractional bits: sub-pixel edges
+        color = tuple(int(min(255, c * shade)) for c in box.color)
+        cv2.fillPoly(roi, [pts], color, cv2.LINE_AA, shift=4)
+        cv2.fillPoly(mask, [pts], 255, cv2.LINE_8, shift=4)
+    tx, ty = box.texture_at
+    beads = _field("styrofoam", h, w)[y0 + ty:y1 + ty, x0 + tx:x1 + tx]
+    beads = cv2.max(beads, cv2.cvtColor(255 - mask, cv2.COLOR_GRAY2RGB))  # 255 (no change) outside the box
+    roi[:] = cv2.multiply(roi, beads, scale=1 / 255)
+
+
+def _camera(frame: np.ndarray, scene: Scene, rng: np.random.Generator, motion) -> np.ndarray:
+    """Light, optics and sensor: gain map with colour cast and murk, softness or sharpening, motion blur,
+    exposure and noise."""
+    h, w = frame.shape[:2]
+    out = frame
+    if scene.light is not None:
+        out = cv2.multiply(out, scene.light, scale=1 / 255)
+    if any(scene.haze):
+        out = cv2.add(out, (*scene.haze, 0.0))
+    if scene.soft < 1:
+        out = _soften(out, scene.soft)
+    if scene.sharpen:
+        out = cv2.addWeighted(out, 1 + scene.sharpen, _soften(out, 0.5), -scene.sharpen, 0)
+    length = min(motion[0], 80) * w / 640
+    if length >= 2:
+        out = _motion_blur(out, length, motion[1])
+    oy, ox = rng.integers(0, _TILE, 2)
+    noise = _field("noise", h, w)[oy:oy + h, ox:ox + w]
+    k = scene.noise / _NOISE_SIGMA
+    return cv2.addWeighted(out, scene.gain, noise, k, -128 * k)
+
+
+def _soften(img: np.ndarray, factor: float) -> np.ndarray:
+    """What a camera with `factor` times the resolution would resolve (down, then up again)."""
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _motion_blur(img: np.ndarray, length: float, angle: float) -> np.ndarray:
+    """Smear along a direction. Long smears are made at reduced resolution: they leave no fine detail anyway."""
+    shrink = int(min(8, max(1, length // 8)))
+    if shrink == 1:
+        return cv2.filter2D(img, -1, _motion_kernel(length, angle))
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (max(1, w // shrink), max(1, h // shrink)), interpolation=cv2.INTER_AREA)
+    small = cv2.filter2D(small, -1, _motion_kernel(length / shrink, angle))
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _motion_kernel(length: float, angle: float) -> np.ndarray:
+    n = int(np.ceil(length)) | 1
+    k = np.zeros((n, n), np.float32)
+    c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+    half = (length - 1) / 2
+    cv2.line(k, (int(round(n // 2 - c * half)), int(round(n // 2 - s * half))),
+             (int(round(n // 2 + c * half)), int(round(n // 2 + s * half))), 1.0, 1)
+    return k / k.sum()
+
+
+@lru_cache(maxsize=4)
+def _field(kind: str, h: int, w: int) -> np.ndarray:
+    """A fixed texture ("noise" or "styrofoam") tiled to a frame plus room for a random offset."""
+    tile = _noise_tile() if kind == "noise" else _styrofoam_tile()
+    reps = (-(-(h + _TILE) // _TILE), -(-(w + _TILE) // _TILE), 1)
+    return np.ascontiguousarray(np.tile(tile, reps)[: h + _TILE, : w + _TILE])
+
+
+def _noise_tile() -> np.ndarray:
+    """Gaussian sensor noise around 128 with sigma _NOISE_SIGMA."""
+    tile = np.random.default_rng(7).normal(128, _NOISE_SIGMA, (_TILE, _TILE, 3))
+    return np.clip(tile, 0, 255).astype(np.uint8)
+
+
+def _styrofoam_tile() -> np.ndarray:
+    """Expanded-polystyrene texture: packed beads with faint dark seams, values about 200..255."""
+    rng = np.random.default_rng(11)
+    tile = np.full((_TILE, _TILE), 250, np.uint8)
+    for x, y, r in zip(rng.integers(0, _TILE, 2600), rng.integers(0, _TILE, 2600), rng.integers(3, 7, 2600)):
+        cv2.circle(tile, (int(x), int(y)), int(r), 205, 1, cv2.LINE_AA)
+    tile = cv2.GaussianBlur(tile, (0, 0), 0.8)
+    return cv2.merge([tile] * 3)

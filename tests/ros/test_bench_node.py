@@ -1,0 +1,27 @@
+"""bench_node end to end, short phases: both nodes over DDS, JSON and table out. Prints the figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from ros_harness import INSTALL
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def test_bench_node_compares_with_the_naive_node(ros_env, tiny_bundle, tmp_path):
+    pytest.importorskip("keras", reason="the naive baseline needs TensorFlow (train extra)")
+    result = subprocess.run([str(INSTALL / "glassware_vision/lib/glassware_vision/bench_node"), "--bundle",
+                             str(tiny_bundle), "--seconds", "3", "--latency-seconds", "4", "--out", str(tmp_path)],
+                            env=ros_env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    print("\n" + result.stdout[result.stdout.index("| 640x480"):])
+    figures = json.loads((tmp_path / "bench_node.json").read_text())
+    ours, naive = figures["classifier_node"], figures["naive_node"]
+    assert naive["saturated_classified_fps"] > 0 and naive["classified"] > 0
+    assert ours["saturated_classified_fps"] > naive["saturated_classified_fps"]
+    assert ours["classified"] >= 0.8 * ours["sent"]
+    assert ours["latency_p50_ms"] < naive["latency_p50_ms"]

@@ -1,0 +1,100 @@
+"""The glassware_vision modules that need no running graph: message conversions, statistics, sources."""
+
+from __future__ import annotations
+
+import array
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("ros_env")]
+
+
+def test_frame_of_honours_step_padding_and_byte_order():
+    from glassware_vision.messages import frame_of
+    from sensor_msgs.msg import Image
+
+    rgb = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    padded = np.zeros((4, 20), np.uint8)
+    padded[:, :15] = rgb.reshape(4, 15)
+    msg = Image(height=4, width=5, encoding="rgb8", step=20, data=array.array("B", padded.tobytes()))
+    assert np.array_equal(frame_of(msg), rgb)
+
+    mono16 = np.array([[1, 256], [4096, 65535]], np.uint16)
+    big_endian = Image(height=2, width=2, encoding="mono16", step=4, is_bigendian=1,
+                       data=array.array("B", mono16.astype(">u2").tobytes()))
+    assert np.array_equal(frame_of(big_endian)[:, :, 0], mono16) or sys.byteorder == "big"
+
+
+def test_image_and_compressed_messages_round_trip():
+    from glassware_vision.messages import bgr_of, compressed_msg, frame_of, image_msg
+    from std_msgs.msg import Header
+
+    bgr = cv2.GaussianBlur(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8), (5, 5), 0)
+    header = Header(frame_id="cam")
+    raw = image_msg(bgr, header)
+    assert (raw.height, raw.width, raw.step, raw.encoding, raw.header) == (48, 64, 192, "bgr8", header)
+    assert np.array_equal(frame_of(raw), bgr) and np.array_equal(bgr_of(raw), bgr)
+    blue = np.zeros((48, 64, 3), np.uint8)
+    blue[..., 0] = 200
+    jpeg = compressed_msg(blue, header, quality=95)
+    assert jpeg.format == "jpeg" and np.abs(bgr_of(jpeg).astype(int) - blue).max() <= 4  # still blue, not red
+
+
+def test_classification_message_carries_decision_and_raw_scores():
+    from glassware.edge_runtime.classifier import Prediction
+    from glassware_vision.messages import classification_msg
+    from std_msgs.msg import Header
+
+    scores = np.array([0.1, 0.7, 0.2], np.float32)
+    prediction = Prediction("b", 1, 0.7, True, scores, 1.5, 0.5)
+    msg = classification_msg(Header(frame_id="cam"), prediction, "unknown", 0.45, False, True, ["a", "b", "c"],
+                             0.5, "vgg-0123456789ab", "tflite_int8")
+    assert (msg.label, msg.accepted, msg.smoothed, msg.raw_label) == ("unknown", False, True, "b")
+    assert msg.raw_confidence == pytest.approx(0.7) and msg.confidence == pytest.approx(0.45)
+    assert list(msg.class_names) == ["a", "b", "c"] and np.allclose(msg.scores, scores)
+    assert (msg.bundle_id, msg.model_format, msg.header.frame_id) == ("vgg-0123456789ab", "tflite_int8", "cam")
+
+
+def test_draw_label_marks_a_copy():
+    from glassware_vision.messages import draw_label
+
+    bgr = np.full((480, 640, 3), 128, np.uint8)
+    drawn = draw_label(bgr, "B 0.93", accepted=True)
+    assert drawn.shape == bgr.shape and (drawn != 128).any() and (bgr == 128).all()
+
+
+def test_stream_stats_report_and_diagnostic_levels():
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from glassware_vision.stats import StreamStats, diagnostic_status
+
+    stats = StreamStats()
+    assert diagnostic_status("n: c", "id", stats.report(), {}).level == DiagnosticStatus.WARN  # no input yet
+    for latency in range(1, 101):
+        stats.count("received")
+        stats.processed(float(latency), 0.5)
+    stats.count("received")
+    stats.count("bad")
+    report = stats.report()
+    assert (report["received"], report["processed"], report["bad"]) == (101, 100, 1)
+    assert report["latency_p50_ms"] == pytest.approx(50.5) and report["latency_p99_ms"] == pytest.approx(99.01)
+    assert report["input_rate_hz"] > 0
+    status = diagnostic_status("n: c", "id", report, {"backend": "x"})
+    assert status.level == DiagnosticStatus.WARN and "1 malformed" in status.message
+    assert {kv.key: kv.value for kv in status.values}["backend"] == "x"
+    stats.count("received")
+    stats.processed(1.0, 0.5)
+    assert diagnostic_status("n: c", "id", stats.report(), {}).level == DiagnosticStatus.OK
+
+
+def test_bag_sources_refuse_unreadable_input(tmp_path):
+    from glassware.edge_runtime.sources import SourceError
+    from glassware_vision.sources import bag_topic, is_bag
+
+    (tmp_path / "bag").mkdir()
+    (tmp_path / "bag" / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
+    assert is_bag(tmp_path / "bag") and is_bag(tmp_path / "x.mcap") and not is_bag(tmp_path / "x.mp4")
+    with pytest.raises(SourceError, match="not a readable rosbag2"):
+        bag_topic(tmp_path / "bag")

@@ -1,0 +1,148 @@
+"""Export: bundle round trip, tamper refusal, int8 calibration on the training preprocessing, the gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from glassware.edge_runtime.backends import open_backend
+from glassware.edge_runtime.bundle import MANIFEST, Bundle
+from glassware.errors import BundleError, ExportError
+from glassware.export.gate import run_logits, verdict
+
+TINY_FORMATS = {"tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"}  # what conftest's tiny_bundle exports
+
+
+def test_bundle_round_trip(tiny_bundle, tiny_run, tiny_data):
+    bundle = Bundle.load(tiny_bundle)
+    m = bundle.manifest
+    assert bundle.class_names == tiny_data.class_names
+    assert m["output"] == "logits"
+    assert m["preprocessing"] == json.loads((tiny_run / "run.json").read_text())["preprocessing"]
+    assert set(bundle.formats) == TINY_FORMATS
+    # every model file and the Keras copy are hashed; nothing listed is missing
+    assert set(m["files"]) == {f["file"] for f in bundle.formats.values()} | {"vgg.keras"}
+    assert {"vgg_fp32.tflite", "vgg_int8.tflite", "vgg_fp32.onnx", "vgg_int8.onnx"} <= set(m["files"])
+    c = m["calibration"]
+    assert c["temperature"] > 0 and 0.5 <= c["threshold"] <= 1 and c["target_precision"] == 0.99
+    assert {"val", "test", "stress"} == set(c["splits"])
+    assert all({"ece_before", "ece_after"} <= set(s) for s in c["splits"].values())
+    for name in ("reliability.png", "export_report.md"):
+        assert (tiny_bundle / name).stat().st_size > 0
+    assert bundle.formats["tflite_int8"]["input_dtype"] == "uint8"
+    int8, fp32 = (tiny_bundle / "vgg_int8.tflite").stat().st_size, (tiny_bundle / "vgg_fp32.tflite").stat().st_size
+    assert int8 <= 0.3 * fp32
+
+
+def test_every_format_reproduces_its_recorded_metrics(tiny_bundle, tiny_data):
+    from glassware.training.evaluate import read_labelled_folder
+
+    bundle = Bundle.load(tiny_bundle)
+    x, y, _ = read_labelled_folder(tiny_data.test, bundle.class_names, bundle.preprocessing)
+    for name, fmt in bundle.formats.items():
+        logits = run_logits(open_backend(bundle.file(name), fmt["runtime"]), x)
+        assert logits.shape == (len(y), len(bundle.class_names))
+        assert (logits.argmax(-1) == y).mean() == pytest.approx(fmt["metrics"]["test"]["accuracy"])
+
+
+@pytest.fixture
+def bundle_copy(tiny_bundle, tmp_path):
+    return shutil.copytree(tiny_bundle, tmp_path / "bundle")
+
+
+def test_tampered_model_file_is_refused(bundle_copy):
+    path = bundle_copy / "vgg_int8.tflite"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="vgg_int8.tflite fails its sha256 check"):
+        Bundle.load(bundle_copy)
+
+
+def test_edited_manifest_is_refused(bundle_copy):
+    manifest = json.loads((bundle_copy / MANIFEST).read_text())
+    manifest["calibration"]["threshold"] = 0.0  # someone "tunes" the bundle by hand
+    (bundle_copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="integrity check"):
+        Bundle.load(bundle_copy)
+
+
+def test_gate_verdict():
+    assert verdict(0.95, 0.955, 1.0)[0] == "pass"
+    assert verdict(0.93, 0.95, 1.0)[0] == "fail"
+    assert verdict(0.99, 0.95, 1.0)[0] == "pass"  # better than Keras is never a failure
+
+
+def test_cli_format_names_match_the_converter():
+    from glassware.export.commands import FORMAT_NAMES
+    from glassware.export.convert import FORMATS
+
+    assert FORMAT_NAMES == tuple(FORMATS)
+
+
+def test_export_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tiny_run, tmp_path):
+    from glassware.export.export import export_run
+
+    (tmp_path / "precious.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not a model bundle"):
+        export_run(tiny_run, tmp_path, formats=["tflite_fp32"])
+    assert (tmp_path / "precious.txt").exists()
+
+
+def test_int8_conversion_refuses_a_zero_one_scaled_representative_set(tiny_run, tmp_path):
+    from glassware.export.convert import Converter
+    from glassware.training.run import load_run
+
+    x, _ = load_run(tiny_run).split("train")
+    with pytest.raises(ExportError, match=r"\[0, 1\]-scaled"):  # refused before any conversion
+        Converter(None, tmp_path).convert("tflite_int8", tmp_path / "never.tflite", x[:8] / 255.0)
+    assert not (tmp_path / "never.tflite").exists()
+
+
+@pytest.fixture
+def keras_labelled(tiny_run, tiny_data, tmp_path):
+    """The tiny test and stress images filed under the class the Keras model predicts: Keras is 100 % right on
+    them by construction, so the gate sees any export that changes predictions, however weak the tiny model."""
+    from glassware.preprocessing import preprocess_file
+    from glassware.training.run import load_run
+
+    run = load_run(tiny_run)
+    files = sorted(tiny_data.test.rglob("*.jpg")) + sorted(tiny_data.stress.rglob("*.jpg"))
+    x = np.stack([preprocess_file(f, run.preprocessing) for f in files]).astype(np.float32)
+    predicted = run.logits_model().predict(x, verbose=0).argmax(-1)
+    assert len(set(predicted)) > 1, "the tiny model predicts one class for everything (training collapsed?)"
+    for f, k in zip(files, predicted):
+        (tmp_path / "labelled" / run.class_names[k]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, tmp_path / "labelled" / run.class_names[k] / f"{f.parent.parent.name}_{f.name}")
+    return tmp_path / "labelled"
+
+
+def test_gate_fails_a_wrongly_scaled_int8_export_and_the_command_exits_nonzero(tiny_run, keras_labelled, tmp_path,
+                                                                                monkeypatch, capsys):
+    """Calibrating int8 on [0, 1] floats (the classic mistake, forced past the range check) ruins the model;
+    the gate must catch it on the test set, remove it from the bundle and fail the command."""
+    from glassware import cli
+    from glassware.export.convert import Converter
+
+    real_convert = Converter.convert
+
+    def wrongly_scaled(self, name, out_path, representative=None, check_range=True):
+        if name == "tflite_int8":
+            return real_convert(self, name, out_path, representative / 255.0, check_range=False)
+        return real_convert(self, name, out_path, representative)
+
+    monkeypatch.setattr(Converter, "convert", wrongly_scaled)
+    out = tmp_path / "bundle"
+    code = cli.main(["export", "--run", str(tiny_run), "--out", str(out), "--formats", "tflite_fp32", "tflite_int8",
+                     "--test", str(keras_labelled), "--representative", "30"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "gate FAILED for tflite_int8" in printed and "❌" in printed
+    bundle = Bundle.load(out)
+    assert set(bundle.formats) == {"tflite_fp32"} and not (out / "vgg_int8.tflite").exists()
+    assert bundle.manifest["gate"]["failed"] == ["tflite_int8"] == bundle.manifest["gate"]["removed"]
+    assert bundle.formats["tflite_fp32"]["metrics"]["test"]["accuracy"] == 1.0
+    assert "❌" in (out / "export_report.md").read_text()

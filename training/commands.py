@@ -1,0 +1,75 @@
+"""CLI: `glassware train`, `glassware evaluate` and (from bench.py) `glassware bench-train`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    from glassware.training.bench import register_bench
+    from glassware.training.run import MODELS, MONITORS, TrainConfig
+
+    _register_train(subparsers, TrainConfig, MODELS, MONITORS)
+    _register_evaluate(subparsers)
+    register_bench(subparsers)
+
+
+def _register_train(subparsers, config_class, model_choices, monitor_choices) -> None:
+    d = {f.name: f.default for f in dataclasses.fields(config_class)}
+    p = subparsers.add_parser("train", help="train the paper's VGG CNN or a MobileNet on a folder of class sub-folders",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, dest="data_dir", help="dataset: one sub-folder of images per class")
+    p.add_argument("--out", required=True, help="run directory to create (must be new or empty unless --resume)")
+    p.add_argument("--model", choices=model_choices, default=d["model"])
+    p.add_argument("--epochs", type=int, default=d["epochs"],
+                   help="maximum epochs (pretrained mobilenet: of phase 1, the new head on the frozen base)")
+    p.add_argument("--resume", action="store_true", help="continue RUN from checkpoints/ (epoch, optimizer, early stopping)")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam learning rate")
+    p.add_argument("--patience", type=int, default=d["patience"], help="early stopping: epochs without improvement")
+    p.add_argument("--monitor", choices=monitor_choices, default=d["monitor"], help="early-stopping metric")
+    p.add_argument("--val-fraction", type=float, default=d["val_fraction"])
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
+    p.add_argument("--workers", type=int, default=d["workers"], help="processes decoding images for the cache")
+    g = p.add_argument_group("mobilenet")
+    g.add_argument("--variant", choices=("v2", "v3small"), default=d["variant"], help="MobileNetV2 or MobileNetV3-Small")
+    g.add_argument("--alpha", type=float, default=d["alpha"], help="width multiplier")
+    g.add_argument("--weights", default=d["weights"],
+                   help="'imagenet' (download; offline: warning + random init), a local weights file for the base, or 'random'")
+    g.add_argument("--fine-tune-epochs", type=int, default=d["fine_tune_epochs"], help="phase 2 epochs (pretrained only)")
+    g.add_argument("--fine-tune-layers", type=int, default=d["fine_tune_layers"], help="top base layers unfrozen in phase 2")
+    g.add_argument("--fine-tune-learning-rate", type=float, default=d["fine_tune_learning_rate"])
+    p.set_defaults(func=_train, config_class=config_class)
+
+
+def _register_evaluate(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="accuracy, per-class P/R/F1 and confusion matrix of a trained run")
+    p.add_argument("--run", required=True, type=Path, help="run directory written by `glassware train`")
+    p.add_argument("--data", required=True,
+                   help="class-folder dataset (class names as in the run; a subset is fine), or 'val' for the run's own split")
+    p.add_argument("--out", required=True, type=Path, help="folder for metrics.json and confusion_matrix.png")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(func=_evaluate)
+
+
+def _train(args: argparse.Namespace) -> int:
+    names = {f.name for f in dataclasses.fields(args.config_class)}
+    config = args.config_class(**{k: v for k, v in vars(args).items() if k in names})  # validates before TF loads
+
+    from glassware.training.train import summary_table, train
+
+    info = train(config, resume=args.resume)
+    print(summary_table(info, config.out))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from glassware.training.evaluate import evaluate, metrics_table
+
+    metrics = evaluate(args.run, args.data, args.out, batch_size=args.batch_size)
+    print(metrics_table(metrics))
+    print(f"wrote {args.out / 'metrics.json'} and {args.out / 'confusion_matrix.png'}")
+    return 0

@@ -1,0 +1,137 @@
+"""The two classifiers: the paper's VGG-style CNN and a MobileNet for transfer learning.
+
+Both take uint8-valued RGB (0..255, float32 or uint8 tensor) and scale inside the model, and both end in
+`Dense(num_classes, name="logits")` -> `Activation("softmax", name="probs")` so export can cut at the logits.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from glassware.errors import GlasswareError
+
+log = logging.getLogger(__name__)
+
+INPUT_SHAPE = (150, 150, 3)
+VGG_SCALING = "x/255"
+MOBILENET_SCALING = "x/127.5-1"
+MOBILENET_VARIANTS = ("v2", "v3small")
+DOWNLOAD_TIMEOUT_S = 30  # an offline machine must fall back quickly, not hang on a dead socket
+
+
+def make_vgg(num_classes: int, input_shape: tuple[int, int, int] = INPUT_SHAPE) -> keras.Model:
+    """The paper's network: three conv/pool blocks, Dense 64, dropout 0.5, softmax."""
+    conv = dict(kernel_size=3, activation="relu", kernel_initializer="he_uniform")
+    pool = dict(pool_size=2, padding="same")
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Rescaling(1 / 255, name="scaling")(inputs)
+    x = layers.Conv2D(32, padding="valid", name="conv1", **conv)(x)
+    x = layers.MaxPooling2D(name="pool1", **pool)(x)
+    x = layers.Conv2D(32, padding="same", name="conv2", **conv)(x)
+    x = layers.MaxPooling2D(name="pool2", **pool)(x)
+    x = layers.Conv2D(64, padding="same", name="conv3", **conv)(x)
+    x = layers.MaxPooling2D(name="pool3", **pool)(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(64, activation="relu", kernel_initializer="he_uniform", name="fc")(x)
+    x = layers.Dropout(0.5, name="dropout")(x)
+    return _classifier_head(inputs, x, num_classes, "vgg")
+
+
+@dataclass
+class MobileNet:
+    """A MobileNet classifier and what `train` needs to run its two phases."""
+
+    model: keras.Model
+    base: keras.Model  # the ImageNet backbone, frozen in phase 1
+    pretrained: bool  # False: random init, so the whole network trains in one phase
+    options: dict = field(default_factory=dict)  # recorded in run.json `model_options`
+
+
+def make_mobilenet(
+    num_classes: int,
+    variant: str = "v2",
+    alpha: float = 1.0,
+    weights: str | None = "imagenet",
+    dropout: float = 0.2,
+    input_shape: tuple[int, int, int] = INPUT_SHAPE,
+) -> MobileNet:
+    """MobileNetV2 or MobileNetV3-Small with a new head (GAP -> dropout -> logits -> softmax).
+
+    `weights`: "imagenet" (Keras download; offline it warns and falls back to random init), a local
+    weights file for the base (e.g. a Keras `*_no_top.h5` or a `.weights.h5`), or None.
+    """
+    if variant not in MOBILENET_VARIANTS:
+        raise GlasswareError(f"unknown MobileNet variant {variant!r}; choose from {', '.join(MOBILENET_VARIANTS)}")
+    base, source = _mobilenet_base(variant, alpha, weights, input_shape)
+    pretrained = source != "random"
+    inputs = keras.Input(input_shape, name="image")
+    # MobileNetV3 scales 0..255 -> [-1, 1] itself (include_preprocessing); V2 expects [-1, 1] input.
+    x = inputs if variant == "v3small" else layers.Rescaling(1 / 127.5, offset=-1, name="scaling")(inputs)
+    # Pretrained: BatchNorm stays in inference mode for good, so fine-tuning cannot wreck its ImageNet
+    # statistics. Random init: BatchNorm must learn its statistics, so it follows the training flag.
+    x = base(x, training=False if pretrained else None)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    model = _classifier_head(inputs, x, num_classes, f"mobilenet_{variant}")
+    options = {"variant": variant, "alpha": alpha, "weights": source, "dropout": dropout,
+               "input_shape": list(input_shape), "scaling": MOBILENET_SCALING}
+    return MobileNet(model, base, pretrained, options)
+
+
+def logits_model(model: keras.Model) -> keras.Model:
+    """The same network ending at the `logits` layer (what export, calibration and quantization use)."""
+    return keras.Model(model.inputs, model.get_layer("logits").output, name=f"{model.name}_logits")
+
+
+def set_fine_tune(base: keras.Model, layers_to_train: int) -> int:
+    """Unfreeze the top `layers_to_train` layers of `base` (BatchNorm stays frozen); return weights made trainable."""
+    base.trainable = True
+    cut = max(len(base.layers) - layers_to_train, 0)
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= cut and not isinstance(layer, layers.BatchNormalization)
+    return len(base.trainable_weights)
+
+
+def _classifier_head(inputs, features, num_classes: int, name: str) -> keras.Model:
+    logits = layers.Dense(num_classes, kernel_initializer="he_uniform", name="logits")(features)
+    probs = layers.Activation("softmax", name="probs")(logits)
+    return keras.Model(inputs, probs, name=name)
+
+
+def _mobilenet_base(variant: str, alpha: float, weights: str | None, input_shape) -> tuple[keras.Model, str]:
+    """Build the backbone; return it and where its weights came from ("imagenet", a path, or "random")."""
+    def build(w):
+        if variant == "v2":
+            return keras.applications.MobileNetV2(input_shape=input_shape, alpha=alpha, include_top=False, weights=w)
+        return keras.applications.MobileNetV3Small(input_shape=input_shape, alpha=alpha, include_top=False,
+                                                   weights=w, include_preprocessing=True)
+
+    if weights is None or weights == "random":
+        return build(None), "random"
+    if weights == "imagenet":
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+        try:
+            return build("imagenet"), "imagenet"
+        except Exception as e:  # Keras raises a bare Exception for a failed download
+            log.warning("ImageNet weights for MobileNet %s (alpha %s) unavailable (%s); using RANDOM init. "
+                        "Pass --weights PATH with a local weights file to fine-tune a pretrained base.",
+                        variant, alpha, str(e).splitlines()[0])
+            return build(None), "random"
+        finally:
+            socket.setdefaulttimeout(previous)
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise GlasswareError(f"--weights {weights}: no such file (use 'imagenet', 'random' or a weights file)")
+    base = build(None)
+    try:
+        base.load_weights(str(path))
+    except Exception as e:
+        raise GlasswareError(f"--weights {path}: cannot load into MobileNet {variant} alpha {alpha}: {e}") from e
+    return base, str(path.resolve())

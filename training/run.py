@@ -1,0 +1,163 @@
+"""A training run directory (docs/architecture.md): how it was trained, run.json, the model, cached splits.
+
+Evaluation, export and calibration open a run with `load_run(path)`. Only the standard library is imported
+here at module level: reading run.json needs neither NumPy nor TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from glassware.errors import GlasswareError, RunError
+
+log = logging.getLogger(__name__)
+
+RUN_SCHEMA = "glassware-run/1"
+MODELS = ("vgg", "mobilenet")
+MONITORS = ("val_loss", "val_accuracy")
+SPLITS = ("train", "val")
+
+
+@dataclass
+class TrainConfig:
+    """Everything `glassware train` needs; recorded in checkpoints/state.json so --resume can check it."""
+
+    data_dir: str
+    out: str
+    model: str = "vgg"
+    epochs: int = 30  # mobilenet with pretrained weights: epochs of phase 1 (new head, frozen base)
+    batch_size: int = 8  # the paper's
+    learning_rate: float = 1e-3  # Adam's default (the paper's text says 0.01, which diverges for this CNN)
+    patience: int = 6  # early stopping: epochs without improvement of `monitor`
+    monitor: str = "val_loss"
+    val_fraction: float = 0.15
+    seed: int = 0
+    augment: bool = True
+    workers: int | None = None  # image decoding processes for the cache build (None: all cores)
+    # MobileNet only
+    variant: str = "v2"
+    alpha: float = 1.0
+    weights: str | None = "imagenet"  # "imagenet", a local weights file for the base, or None/"random"
+    fine_tune_epochs: int = 10  # phase 2: top layers unfrozen
+    fine_tune_layers: int = 30
+    fine_tune_learning_rate: float = 1e-4
+
+    def __post_init__(self) -> None:
+        checks = {
+            f"--model must be one of {', '.join(MODELS)}": self.model in MODELS,
+            "--epochs must be >= 1": self.epochs >= 1,
+            "--batch-size must be >= 1": self.batch_size >= 1,
+            "--patience must be >= 1": self.patience >= 1,
+            "--learning-rate must be > 0": self.learning_rate > 0,
+            "--val-fraction must be in (0, 1)": 0 < self.val_fraction < 1,
+            f"--monitor must be one of {', '.join(MONITORS)}": self.monitor in MONITORS,
+            "--fine-tune-epochs must be >= 0": self.fine_tune_epochs >= 0,
+            "--fine-tune-layers must be >= 0": self.fine_tune_layers >= 0,
+        }
+        problems = [message for message, ok in checks.items() if not ok]
+        if problems:
+            raise GlasswareError("; ".join(problems))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Run:
+    """An opened run directory. `info` is run.json as a dict."""
+
+    path: Path
+    info: dict
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info["class_names"])
+
+    @property
+    def model_name(self) -> str:
+        return self.info["model"]
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.info["data_dir"])
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.keras"
+
+    @property
+    def preprocessing(self):
+        """The run's `glassware.preprocessing.Preprocessing`: apply it to every image given to the model."""
+        from glassware.preprocessing import Preprocessing
+
+        return Preprocessing.from_dict(self.info["preprocessing"])
+
+    def model(self):
+        """The trained Keras model (best weights, softmax output "probs"), uncompiled."""
+        import keras
+
+        return keras.models.load_model(self.model_path, compile=False)
+
+    def logits_model(self):
+        """The trained model cut at its `logits` layer."""
+        from glassware.training.models import logits_model
+
+        return logits_model(self.model())
+
+    def split(self, name: str):
+        """(x uint8 (N, H, W, 3), y int64 (N,)) of the run's "train" or "val" split, from RUN/cache.
+
+        If the cache is gone (e.g. a run directory copied without it), the split is rebuilt from the
+        recorded paths under data_dir with the run's preprocessing.
+        """
+        import numpy as np
+
+        if name not in SPLITS:
+            raise RunError(f"unknown split {name!r}; choose from {', '.join(SPLITS)}")
+        paths, labels = self.info["splits"][name], np.asarray(self.info["split_labels"][name], np.int64)
+        x_file, y_file = self.path / "cache" / f"{name}_x.npy", self.path / "cache" / f"{name}_y.npy"
+        if x_file.is_file() and y_file.is_file():
+            x, y = np.load(x_file), np.load(y_file)
+            if len(x) != len(paths) or not np.array_equal(y, labels):
+                raise RunError(f"{self.path}: cache/{name}_*.npy do not match run.json splits (stale cache?)")
+            return x, y
+        log.info("%s: no cached %s split; re-reading %d images from %s", self.path, name, len(paths), self.data_dir)
+        return self._read_split(paths), labels
+
+    def _read_split(self, paths: list[str]):
+        import numpy as np
+
+        from glassware.errors import ImageDecodeError
+        from glassware.preprocessing import preprocess_file
+
+        spec = self.preprocessing
+        try:
+            images = [preprocess_file(self.data_dir / p, spec) for p in paths]
+        except ImageDecodeError as e:
+            raise RunError(f"{self.path}: cache missing and the recorded split cannot be re-read: {e}") from e
+        return np.stack(images) if images else np.zeros((0, spec.height, spec.width, 3), np.uint8)
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a finished run directory; RunError if run.json or model.keras is missing or malformed."""
+    path = Path(path)
+    run_json = path / "run.json"
+    if not run_json.is_file():
+        hint = " (training not finished? resume it with --resume)" if (path / "checkpoints").is_dir() else ""
+        raise RunError(f"{path}: no run.json, not a finished training run{hint}")
+    try:
+        info = json.loads(run_json.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunError(f"{run_json}: unreadable ({e})") from e
+    if info.get("schema") != RUN_SCHEMA:
+        raise RunError(f"{run_json}: schema {info.get('schema')!r}, expected {RUN_SCHEMA!r}")
+    missing = [k for k in ("model", "class_names", "preprocessing", "splits", "split_labels", "data_dir") if k not in info]
+    if missing:
+        raise RunError(f"{run_json}: missing keys {missing}")
+    run = Run(path, info)
+    if not run.model_path.is_file():
+        raise RunError(f"{path}: model.keras missing")
+    return run

@@ -1,0 +1,342 @@
+"""`glassware train`: fit the VGG or MobileNet classifier on a class-folder dataset into a run directory.
+
+Training runs in phases: one for VGG ("train") and for MobileNet from random init ("full"); two for a
+pretrained MobileNet ("head" on the frozen base, then "fine_tune" of its top layers). After every epoch
+the model (with optimizer state) and `checkpoints/state.json` (epoch, phase, early-stopping state,
+history) are written, so `--resume` continues exactly where a run stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from tqdm import tqdm
+
+from glassware.errors import RunError
+from glassware.preprocessing import Preprocessing
+from glassware.training import models
+from glassware.training.augment import augmentation_config, make_augmentation
+from glassware.training.data import prepare_data
+from glassware.training.pipeline import make_dataset
+from glassware.training.plots import plot_training_curves
+from glassware.training.run import RUN_SCHEMA, TrainConfig
+
+log = logging.getLogger(__name__)
+
+HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+                  "seconds", "images_per_second")
+
+
+@dataclass
+class Phase:
+    name: str
+    epochs: int
+    learning_rate: float
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Train into `config.out` (see docs/architecture.md, run directory) and return run.json as a dict."""
+    out = Path(config.out)
+    state = _open_run_dir(out, config, resume)
+    keras.utils.set_random_seed(config.seed)
+    scaling = models.VGG_SCALING if config.model == "vgg" else models.MOBILENET_SCALING
+    spec = Preprocessing(model_scaling=scaling)
+    data = prepare_data(config.data_dir, spec, out / "cache", val_fraction=config.val_fraction,
+                        seed=config.seed, workers=config.workers)
+    if state and state["class_names"] != data.class_names:
+        raise RunError(f"{out}: checkpoint classes {state['class_names']} differ from {data.class_names} in {config.data_dir}")
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)  # only now: bad data leaves no half-made run behind
+
+    strategy = _strategy()
+    with strategy.scope():
+        resumed = state is not None  # then the model comes compiled, mid-phase, with its optimizer state
+        if resumed:
+            model = keras.models.load_model(out / "checkpoints" / "last.keras")
+            log.info("resuming %s after epoch %d (phase %s)", out, state["epoch"], state["phase"])
+        else:
+            model, model_options = _build(config, len(data.class_names))
+            state = _new_state(config, data.class_names, model_options)
+        augmentation = make_augmentation() if config.augment else None
+        train_ds = make_dataset(data.train.x, data.train.y, config.batch_size, training=True,
+                                augmentation=augmentation, seed=config.seed)
+        val_ds = make_dataset(data.val.x, data.val.y, config.batch_size, training=False)
+        checkpoint = RunCheckpoint(out, state, config, n_train=len(data.train.y))
+        _run_phases(model, config, state, resumed, train_ds, val_ds, checkpoint)
+    return _finish(out, model, config, data, spec, state, strategy)
+
+
+def _run_phases(model: keras.Model, config: TrainConfig, state: dict, resumed: bool, train_ds, val_ds,
+                checkpoint: "RunCheckpoint") -> None:
+    """Fit each phase not yet done; a resumed model continues its current phase where it stopped."""
+    for index, phase in enumerate(_phases(config, state["model_options"])):
+        if index < state["phase_index"]:
+            continue
+        if index > state["phase_index"] or not resumed:
+            _start_phase(model, phase, index, config, state, checkpoint.dir)
+        end = state["phase_start"] + phase.epochs
+        if state["stopped"] or state["epoch"] >= end:
+            log.info("phase %s already complete (epoch %d%s)", phase.name, state["epoch"],
+                     ", stopped early" if state["stopped"] else "")
+            continue
+        model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=end, verbose=0,
+                  shuffle=False, callbacks=[EpochProgress(phase.name, end), checkpoint])
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Per epoch: history row, early stopping on `config.monitor`, best weights, last.keras + state.json."""
+
+    def __init__(self, out: Path, state: dict, config: TrainConfig, n_train: int):
+        super().__init__()
+        self.dir = out / "checkpoints"
+        self.state, self.config, self.n_train = state, config, n_train
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+        self.train_seconds = None
+
+    def on_test_begin(self, logs=None):  # validation starts: the training part of the epoch is over
+        if self.train_seconds is None:
+            self.train_seconds = time.perf_counter() - self.started
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.state["history"].append(self._history_row(epoch, logs))
+        self.state["epoch"] = epoch + 1
+        self._early_stopping(epoch, logs)
+        _save_checkpoint(self.model, self.state, self.dir)
+
+    def _history_row(self, epoch: int, logs: dict) -> dict:
+        train_seconds = self.train_seconds or time.perf_counter() - self.started
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        return {
+            "epoch": epoch, "phase": self.state["phase"],
+            **{k: float(logs.get(k, float("nan"))) for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+            "learning_rate": float(f"{learning_rate:.6g}"),
+            "seconds": round(time.perf_counter() - self.started, 3),
+            "images_per_second": round(self.n_train / train_seconds, 1),
+        }
+
+    def _early_stopping(self, epoch: int, logs: dict) -> None:
+        """Keep the best weights on disk; stop after `patience` epochs without improvement."""
+        state, monitor = self.state, self.config.monitor
+        value = float(logs.get(monitor, float("nan")))
+        if _improved(value, state["best"], monitor):
+            state["best"] = {"epoch": epoch, "value": value, "val_accuracy": float(logs.get("val_accuracy", float("nan")))}
+            state["wait"] = 0
+            self.model.save_weights(self.dir / "best.weights.h5")
+            return
+        state["wait"] += 1
+        if state["wait"] >= self.config.patience:
+            best = state["best"]
+            log.info("early stopping: %s has not improved for %d epochs (%s)", monitor, state["wait"],
+                     f"best {best['value']:.4f} at epoch {best['epoch'] + 1}" if best else "never finite")
+            state["stopped"] = True
+            self.model.stop_training = True
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """A tqdm bar per epoch over training batches; the line it leaves shows the epoch's metrics."""
+
+    def __init__(self, phase: str, last_epoch: int):
+        super().__init__()
+        self.phase, self.last_epoch = phase, last_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        steps = self.params.get("steps")
+        self.bar = tqdm(total=steps, desc=f"{self.phase} epoch {epoch + 1}/{self.last_epoch}", unit="batch",
+                        file=sys.stderr, mininterval=2.0, leave=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.bar.set_postfix_str(" ".join(f"{k}={logs[k]:.4f}" for k in
+                                          ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs))
+        self.bar.close()
+
+
+def _open_run_dir(out: Path, config: TrainConfig, resume: bool) -> dict | None:
+    """Refuse to overwrite a used RUN; with --resume return its checkpoint state (None if there is none yet)."""
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file")
+    state_file = out / "checkpoints" / "state.json"
+    if resume and state_file.is_file():
+        state = json.loads(state_file.read_text())
+        before = state["config"]
+        if before["model"] != config.model or Path(before["data_dir"]).resolve() != Path(config.data_dir).resolve():
+            raise RunError(f"{out} was trained with --model {before['model']} --data {before['data_dir']}; "
+                           f"resume it with the same model and data")
+        state["config"] = config.to_dict()
+        return state
+    if resume:
+        log.info("%s: no checkpoint to resume; starting from epoch 1", out)
+    elif out.is_dir() and any(out.iterdir()):
+        raise RunError(f"--out {out} exists and is not empty; pass --resume to continue that run, or choose a new --out")
+    return None
+
+
+def _new_state(config: TrainConfig, class_names: list[str], model_options: dict) -> dict:
+    return {"config": config.to_dict(), "class_names": class_names, "model_options": model_options,
+            "epoch": 0, "phase_index": 0, "phase": None, "phase_start": 0, "wait": 0, "stopped": False,
+            "best": None, "history": []}
+
+
+def _build(config: TrainConfig, num_classes: int) -> tuple[keras.Model, dict]:
+    if config.model == "vgg":
+        return models.make_vgg(num_classes), {"scaling": models.VGG_SCALING}
+    net = models.make_mobilenet(num_classes, variant=config.variant, alpha=config.alpha, weights=config.weights)
+    options = dict(net.options)
+    if net.pretrained:
+        options["fine_tune_layers"] = config.fine_tune_layers
+    else:
+        options["note"] = ("no pretrained weights: a frozen random base cannot learn, so the whole network "
+                           "was trained in one phase ('full') with BatchNorm in training mode")
+        log.warning("MobileNet without pretrained weights: training the whole network from scratch (one phase)")
+    return net.model, options
+
+
+def _phases(config: TrainConfig, model_options: dict) -> list[Phase]:
+    if config.model == "vgg":
+        return [Phase("train", config.epochs, config.learning_rate)]
+    if model_options["weights"] == "random":
+        return [Phase("full", config.epochs, config.learning_rate)]
+    phases = [Phase("head", config.epochs, config.learning_rate)]
+    if config.fine_tune_epochs and config.fine_tune_layers:
+        phases.append(Phase("fine_tune", config.fine_tune_epochs, config.fine_tune_learning_rate))
+    return phases
+
+
+def _start_phase(model: keras.Model, phase: Phase, index: int, config: TrainConfig, state: dict,
+                 checkpoints: Path) -> None:
+    """Set what trains in this phase and compile a fresh optimizer; fine-tuning starts from the best head."""
+    best = checkpoints / "best.weights.h5"
+    if index > 0 and best.is_file():
+        model.load_weights(best)
+    base = _backbone(model)
+    if phase.name == "head":
+        base.trainable = False
+    elif phase.name == "fine_tune":
+        models.set_fine_tune(base, config.fine_tune_layers)
+    model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    trainable = sum(int(tf.size(w)) for w in model.trainable_weights)
+    log.info("phase %s: %d epochs at learning rate %g, %d trainable parameters", phase.name, phase.epochs,
+             phase.learning_rate, trainable)
+    state.update(phase_index=index, phase=phase.name, phase_start=state["epoch"], wait=0, stopped=False)
+
+
+def _backbone(model: keras.Model) -> keras.Model | None:
+    """The nested MobileNet base of a MobileNet classifier (None for VGG)."""
+    return next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
+
+
+def _improved(value: float, best: dict | None, monitor: str) -> bool:
+    if value != value:  # NaN never improves
+        return False
+    if best is None:
+        return True
+    return value < best["value"] if monitor.endswith("loss") else value > best["value"]
+
+
+def _save_checkpoint(model: keras.Model, state: dict, directory: Path) -> None:
+    """Model then state, each written to a temporary file and renamed, so a kill never leaves half a file."""
+    partial = directory / "last.partial.keras"
+    model.save(partial)
+    os.replace(partial, directory / "last.keras")
+    _write_json(directory / "state.json", state)
+
+
+def _strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over all GPUs, or all logical CPUs if there are several; else the default."""
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if len(devices) > 1:
+        log.info("MirroredStrategy over %d devices: %s", len(devices), ", ".join(d.name for d in devices))
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.get_strategy()
+
+
+def _finish(out: Path, model: keras.Model, config: TrainConfig, data, spec: Preprocessing, state: dict,
+            strategy: tf.distribute.Strategy) -> dict:
+    """Restore the best weights; write model.keras, history.csv, training_curves.png and run.json."""
+    best = out / "checkpoints" / "best.weights.h5"
+    if best.is_file():
+        model.load_weights(best)
+    model.save(out / "model.keras")
+    history = state["history"]
+    with open(out / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    plot_training_curves(history, out / "training_curves.png", title=f"{config.model} on {Path(config.data_dir).name}")
+    # Steady state: leave out each phase's first epoch (graph tracing); the median shrugs off a resume's.
+    steady = ([row["images_per_second"] for prev, row in zip(history, history[1:]) if row["phase"] == prev["phase"]]
+              or [row["images_per_second"] for row in history])
+    info = {
+        "schema": RUN_SCHEMA,
+        "model": config.model,
+        "model_options": state["model_options"],
+        "class_names": data.class_names,
+        "preprocessing": spec.to_dict(),
+        "data_dir": str(Path(config.data_dir).resolve()),
+        "seed": config.seed,
+        "batch_size": config.batch_size,
+        "val_fraction": config.val_fraction,
+        "splits": {"train": list(data.train.paths), "val": list(data.val.paths)},
+        "split_labels": {"train": data.train.y.tolist(), "val": data.val.y.tolist()},
+        "skipped": data.skipped,
+        "leakage": data.leakage,
+        "params": int(model.count_params()),
+        "epochs_run": state["epoch"],
+        "best_epoch": state["best"]["epoch"] if state["best"] else None,
+        "best_val_accuracy": state["best"]["val_accuracy"] if state["best"] else None,
+        "train_seconds": round(sum(row["seconds"] for row in history), 1),
+        "images_per_second": round(statistics.median(steady), 1) if steady else None,
+        "augmentation": augmentation_config() if config.augment else {},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "training": {"learning_rate": config.learning_rate, "monitor": config.monitor, "patience": config.patience,
+                     "epochs_requested": config.epochs, "stopped_early": state["stopped"],
+                     "phases": list(dict.fromkeys(row["phase"] for row in history)),
+                     "replicas": strategy.num_replicas_in_sync,
+                     "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}},
+    }
+    _write_json(out / "run.json", info)
+    return info
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(obj, indent=2))
+    os.replace(partial, path)
+
+
+def summary_table(info: dict, out: str | Path) -> str:
+    """A few readable lines about a finished run."""
+    options = info["model_options"]
+    model = info["model"] if info["model"] == "vgg" else (
+        f"mobilenet {options['variant']} alpha {options['alpha']} (weights: {options['weights']})")
+    best = info["best_epoch"]
+    rows = [
+        ("run", str(out)),
+        ("model", f"{model}, {info['params']:,} parameters"),
+        ("classes", f"{len(info['class_names'])}: {' '.join(info['class_names'])}"),
+        ("images", f"{len(info['splits']['train'])} train, {len(info['splits']['val'])} val, "
+                   f"{len(info['skipped'])} skipped, leakage ok: {info['leakage'].get('ok')}"),
+        ("epochs", f"{info['epochs_run']} run ({' -> '.join(info['training']['phases'])}), "
+                   f"best {best + 1 if best is not None else '-'}"),
+        ("best val accuracy", f"{info['best_val_accuracy']:.4f}" if info["best_val_accuracy"] is not None else "-"),
+        ("training time", f"{info['train_seconds']:.0f} s, {info['images_per_second']} images/s steady state"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
