@@ -59,6 +59,6 @@ def _synth_video(args: argparse.Namespace) -> int:
     print(f"  {'label':<7}{'frames':>7}")
     for name, n in s["label_counts"].items():
         print(f"  {name:<7}{n:>7}")
-    print(f"  {len(s['segments'])} objects, {s['stress_frames']} frames in the stress domain; ground truth {s['ground_truth']}")
+    print(f"  objects visited: {len(s['segments'])}; frames in the stress domain: {s['stress_frames']}; ground truth {s['ground_truth']}")
     print(f"  rendered in {s['render_seconds']:.1f} s ({s['frames_per_second']:.1f} frames/s)")
     return 0

@@ -40,6 +40,7 @@ def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, se
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SynthesisError(f"{out} exists and is not a folder")
+    _refuse_strays(out, seed, per_class)
     for name in CLASSES:
         (out / name).mkdir(parents=True, exist_ok=True)
     jobs = [(c, i) for c in range(len(CLASSES)) for i in range(per_class)]
@@ -109,6 +110,20 @@ def parse_size(text: str) -> tuple[int, int]:
         raise SynthesisError(f"size must be WIDTHxHEIGHT such as 640x480, got {text!r}") from None
     check(width=w, height=h)
     return w, h
+
+
+def _refuse_strays(out: Path, seed: int, per_class: int) -> None:
+    """A reader takes every image under OUT/<class>/ as data: images left by another run would mix in."""
+    if not out.is_dir():
+        return
+    from glassware.preprocessing import IMAGE_SUFFIXES
+
+    ours = {f"{c}/{c}_{seed}_{i}.jpg" for c in CLASSES for i in range(per_class)}
+    strays = [p for p in out.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES
+              and p.relative_to(out).as_posix() not in ours]
+    if strays:
+        raise SynthesisError(f"{out} already holds {len(strays)} images this run would not write "
+                             f"(e.g. {strays[0].relative_to(out)}): use an empty folder or delete them")
 
 
 def contact_sheet(out: Path, title: str, samples: int = SHEET_SAMPLES) -> Path:

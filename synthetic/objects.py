@@ -26,7 +26,7 @@ _HALF = (_LIGHT + [0, 0, 1]) / np.linalg.norm(_LIGHT + [0, 0, 1])
 VARIANTS = 6  # turns about the axis per class (label phases); `other` has OTHER_VARIANTS different vessels
 OTHER_VARIANTS = 28
 _PHASES = np.radians([-55, -30, -10, 10, 30, 60])
-MIN_PX = 40  # smallest pyramid level (pixels per object height)
+MIN_PX = 40  # smallest pyramid level (pixels per object unit)
 _BEHIND = 170.0  # typical brightness behind an object: turns coloured transmittance into added colour
 
 
@@ -57,9 +57,9 @@ def pyramid(class_name: str, variant: int, size: int) -> tuple[Sprite, ...]:
     while levels[-1].px / 2 >= MIN_PX:
         s = levels[-1]
         h, w = s.TC.shape[:2]
-        size = (max(1, round(w / 2)), max(1, round(h / 2)))
-        fx, fy = size[0] / w, size[1] / h
-        levels.append(Sprite(cv2.resize(s.TC, size, interpolation=cv2.INTER_AREA), s.px * fy,
+        half = (max(1, round(w / 2)), max(1, round(h / 2)))
+        fx, fy = half[0] / w, half[1] / h
+        levels.append(Sprite(cv2.resize(s.TC, half, interpolation=cv2.INTER_AREA), s.px * fy,
                              ((s.origin[0] + 0.5) * fx - 0.5, (s.origin[1] + 0.5) * fy - 0.5), s.extent))
     return tuple(levels)
 
@@ -518,11 +518,11 @@ def _bowl(c, rng):
     _rim(c, rw, ratio=0.12)
 
 
-def _petri(c, rng):
+def _petri(c, rng):  # always with a medium in it: an empty one seen edge-on would be a drinking glass (J)
     rw = rng.uniform(1.6, 2.2)
     r = c.rows(lambda y: _span(y, 0.0, 0.99, rw))
     s = _surface(c, r)
-    _maybe_liquid(c, s, rng, 0.4, 0.6, p=0.6)
+    _maybe_liquid(c, s, rng, 0.4, 0.6, p=1.0)
     _glass(c, s)
     _rim(c, rw, ratio=0.08)
 
@@ -557,9 +557,8 @@ def _wash_bottle(c, rng):
     _maybe_liquid(c, s, rng, 0.4, 0.7, p=1.0)
     _glass(c, s, absorb=(0.6, 0.6, 0.65))
     c.add(np.clip(0.5 - np.abs(c.x - 0.15 + 0.5 * c.y) * c.px / 3, 0, 1) * (c.y < 0.2) * (c.y > 0.0), 0.0,
-          np.asarray(color) * 200)
+          np.asarray(color) * 200)  # the spout tube
     _cap(c, 0.12, 0.22, 0.1, rng.choice([(0.9, 0.6, 0.1), (0.2, 0.6, 0.9), (0.9, 0.9, 0.9)]), ridges=20)
-    _ = color
 
 
 def _volumetric(c, rng):  # volumetric flask holding a coloured solution (never empty: flasks A-D are)

@@ -39,6 +39,15 @@ def test_dataset_layout_counts_and_bytes_do_not_depend_on_workers(tmp_path):
     assert sheet is not None and sheet.shape[0] > 9 * 100  # a row per class
 
 
+def test_rerun_overwrites_but_other_images_are_refused(tmp_path):
+    images.write_dataset(tmp_path, per_class=2, **SMALL)
+    images.write_dataset(tmp_path, per_class=2, **SMALL)  # the same files again: fine
+    with pytest.raises(SynthesisError, match="would not write"):
+        images.write_dataset(tmp_path, per_class=1, **SMALL)  # A_0_1.jpg would be left over
+    with pytest.raises(SynthesisError, match="would not write"):
+        images.write_dataset(tmp_path, per_class=2, seed=1, **SMALL)
+
+
 def test_images_have_the_requested_size_and_quality(tmp_path):
     images.write_dataset(tmp_path / "q90", per_class=1, width=320, height=96, quality=90)
     images.write_dataset(tmp_path / "q30", per_class=1, width=320, height=96, quality=30)
@@ -135,6 +144,7 @@ def test_video_frames_match_ground_truth(tmp_path):
     assert json.loads((tmp_path / "v.json").read_text())["frames"] == 40
     video.write_video(tmp_path / "again.mp4", seconds=4, fps=10, seed=2, **SMALL)
     assert (tmp_path / "again.csv").read_text() == (tmp_path / "v.csv").read_text()
+    assert (tmp_path / "again.mp4").read_bytes() == out.read_bytes()
 
 
 def test_long_video_visits_many_objects_with_long_holds():
