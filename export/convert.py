@@ -161,8 +161,12 @@ def _onnx_int8(fp32_path: Path, path: Path, representative: np.ndarray) -> Path:
     prepared = path.with_name(path.stem + ".prepared.onnx")
     try:
         quant_pre_process(str(fp32_path), str(prepared))  # shape inference + folding: cleaner QDQ placement
+        # reduce_range: 7-bit weights. x86 CPUs without VNNI multiply u8 x s8 pairs into int16 (VPMADDUBSW),
+        # which saturates with full-range per-channel weights: measured here, a 23-point accuracy drop on the
+        # trained VGG, and 1.4 points with 7-bit weights. ARM and VNNI CPUs lose nothing measurable.
         quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        reduce_range=True)
         onnx.checker.check_model(str(path))
     except Exception as e:
         raise ExportError(f"ONNX int8 quantization failed: {e}") from e

@@ -42,6 +42,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     val when no test folder is given) are deleted from the bundle unless `keep_failed`; either way they
     are listed in manifest["gate"]["failed"] and the caller decides the exit code.
     """
+    from glassware.training.models import logits_model as cut_at_logits
     from glassware.training.run import load_run
 
     unknown = [f for f in formats if f not in FORMATS]
@@ -53,7 +54,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     splits, datasets = _evaluation_splits(run, test_dir, stress_dir)
     gate_split = "test" if "test" in splits else "val"
 
-    logits_model = run.logits_model()
+    model = run.model()
+    logits_model = cut_at_logits(model)
     keras_logits = {name: logits_model.predict(x.astype(np.float32), batch_size=32, verbose=0)
                     for name, (x, _) in tqdm(splits.items(), desc="keras reference", unit="split")}
     calibration = _calibrate(keras_logits, splits, target_precision)
@@ -82,7 +84,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
             paths[name].unlink()
 
         keras_file = f"{run.model_name}.keras"
-        shutil.copy2(run.model_path, work / keras_file)
+        model.save(work / keras_file)  # loaded uncompiled: no optimizer state, a third of the run's file
         plot_reliability({s: (keras_logits[s], y) for s, (_, y) in splits.items()}, calibration["temperature"],
                          work / RELIABILITY_PNG)
         calibration["plots"] = [RELIABILITY_PNG]
@@ -107,6 +109,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
         if out_dir.exists():
             shutil.rmtree(out_dir)
         work.rename(out_dir)
+        out_dir.chmod(0o755)  # mkdtemp made it private; a bundle is meant to be copied and shared
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table)
@@ -181,15 +184,15 @@ def _report(manifest: dict, table: str) -> str:
         table, "",
         "## Calibration", "",
         f"Temperature **{c['temperature']:.3f}** ({c['temperature_method']}); abstention threshold "
-        f"**{c['threshold']:.3f}** for a target precision of {100 * c['target_precision']:g}% on val "
+        f"**{c['threshold']:.4f}** for a target precision of {100 * c['target_precision']:g}% on val "
         f"(set by {c['threshold_limited_by']}; target met on val: {c['threshold_target_met_on_val']}). "
         "Keras model, before → after temperature scaling:", "",
         "| split | n | ECE before | ECE after | NLL before | NLL after | coverage | precision of accepted |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in c["splits"].items():
+        precision = f"{100 * s['precision']:.1f}%" if s["accepted"] else "none accepted"
         lines.append(f"| {name} | {s['n']} | {100 * s['ece_before']:.2f}% | {100 * s['ece_after']:.2f}% | "
-                     f"{s['nll_before']:.3f} | {s['nll_after']:.3f} | {100 * s['coverage']:.1f}% | "
-                     f"{100 * s['precision']:.1f}% |")
+                     f"{s['nll_before']:.3f} | {s['nll_after']:.3f} | {100 * s['coverage']:.1f}% | {precision} |")
     lines += ["", f"![reliability diagram]({RELIABILITY_PNG})", ""]
     return "\n".join(lines)

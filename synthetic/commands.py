@@ -12,10 +12,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "OUT/contact_sheet.png and OUT/synth.json. Same arguments, same bytes.")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--domain", default="lab", metavar="lab|stress",
-                   help="lab: white surface, diffuse light (training setup); stress: dark, murky, busy, boxed, other camera")
+                   help="lab: white surface, diffuse light (the training setup); "
+                        "stress: dark murky light, busy background, styrofoam box, another camera")
     p.add_argument("--per-class", type=int, default=100, metavar="N", help="images per class (default 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--size", default="640x480", metavar="WxH", help="image size (default 640x480; 3840x2160 for paper-like frames)")
+    p.add_argument("--size", default="640x480", metavar="WxH",
+                   help="image size (default 640x480; 3840x2160 for paper-like 4K frames)")
     p.add_argument("--quality", type=int, default=90, metavar="Q", help="JPEG quality 1-100 (default 90)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="processes (output does not depend on it)")
     p.set_defaults(func=_synth)
@@ -39,11 +41,13 @@ def _synth(args: argparse.Namespace) -> int:
     width, height = parse_size(args.size)
     s = write_dataset(args.out, domain=args.domain, per_class=args.per_class, seed=args.seed, width=width,
                       height=height, quality=args.quality, workers=args.workers)
-    print(f"synth: {s['total']} images, {args.domain} domain, seed {s['seed']}, {width}x{height}, JPEG q{s['quality']} -> {args.out}")
+    print(f"synth: {s['total']} images, {args.domain} domain, seed {s['seed']}, {width}x{height}, "
+          f"JPEG q{s['quality']} -> {args.out}")
     print(f"  {'class':<7}{'images':>7}")
     for name in CLASSES:
         print(f"  {name:<7}{s['counts'][name]:>7}")
-    print(f"  {s['bytes'] / s['total'] / 1024:.0f} KB per image; contact sheet {args.out}/{s['contact_sheet']}; summary {args.out}/synth.json")
+    print(f"  {s['bytes'] / s['total'] / 1024:.0f} KB per image; contact sheet {args.out}/{s['contact_sheet']}; "
+          f"summary {args.out}/synth.json")
     print(f"  {s['seconds']:.2f} s, {s['images_per_second']:.1f} images/s with {s['workers']} worker(s) "
           f"({s['images_per_cpu_second']:.1f} images per CPU-second)")
     return 0
@@ -55,10 +59,12 @@ def _synth_video(args: argparse.Namespace) -> int:
 
     width, height = parse_size(args.size)
     s = write_video(args.out, seconds=args.seconds, fps=args.fps, seed=args.seed, width=width, height=height)
-    print(f"synth-video: {s['frames']} frames ({s['seconds']:.1f} s at {s['fps']:g} fps), {width}x{height}, seed {s['seed']} -> {args.out}")
+    print(f"synth-video: {s['frames']} frames ({s['seconds']:.1f} s at {s['fps']:g} fps), {width}x{height}, "
+          f"seed {s['seed']} -> {args.out}")
     print(f"  {'label':<7}{'frames':>7}")
     for name, n in s["label_counts"].items():
         print(f"  {name:<7}{n:>7}")
-    print(f"  objects visited: {len(s['segments'])}; frames in the stress domain: {s['stress_frames']}; ground truth {s['ground_truth']}")
+    print(f"  objects visited: {len(s['segments'])}; frames in the stress domain: {s['stress_frames']}; "
+          f"ground truth {s['ground_truth']}")
     print(f"  rendered in {s['render_seconds']:.1f} s ({s['frames_per_second']:.1f} frames/s)")
     return 0

@@ -53,8 +53,12 @@ def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, se
     written = 0
     with tqdm(total=len(jobs), desc=f"synth {domain}", unit="img", file=sys.stderr, disable=None) as bar:
         if workers == 1:
-            results = (_write_chunk(task, chunk) for chunk in chunks)
-            written = _drain(results, bar)
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)  # "1 worker" means one core, as in the pool
+            try:
+                written = _drain((_write_chunk(task, chunk) for chunk in chunks), bar)
+            finally:
+                cv2.setNumThreads(threads)
         else:
             ctx = multiprocessing.get_context("spawn")  # never fork a process that may hold TensorFlow threads
             with ctx.Pool(workers, initializer=_one_thread) as pool:
@@ -84,8 +88,9 @@ def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, se
     return summary
 
 
-def check(domain: str | None = None, width: int | None = None, height: int | None = None, class_name: str | None = None,
-          per_class: int | None = None, seed: int | None = None, quality: int | None = None, workers: int | None = None) -> None:
+def check(domain: str | None = None, width: int | None = None, height: int | None = None,
+          class_name: str | None = None, per_class: int | None = None, seed: int | None = None,
+          quality: int | None = None, workers: int | None = None) -> None:
     """Raise SynthesisError for arguments that cannot make a dataset; None means not given."""
     if domain is not None and domain not in DOMAINS:
         raise SynthesisError(f"unknown domain {domain!r}; choose one of: {', '.join(DOMAINS)}")
@@ -140,7 +145,8 @@ def contact_sheet(out: Path, title: str, samples: int = SHEET_SAMPLES) -> Path:
             img = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if img is not None:
                 x = label_w + col * tw
-                sheet[y + 1:y + th - 1, x + 1:x + tw - 1] = cv2.resize(img, (tw - 2, th - 2), interpolation=cv2.INTER_AREA)
+                thumb = cv2.resize(img, (tw - 2, th - 2), interpolation=cv2.INTER_AREA)
+                sheet[y + 1:y + th - 1, x + 1:x + tw - 1] = thumb
     path = out / "contact_sheet.png"
     if not cv2.imwrite(str(path), sheet):
         raise SynthesisError(f"cannot write {path}")
@@ -160,7 +166,8 @@ def sprite_px(width: int, height: int) -> int:
 
 def _render(class_name, domain, rng, width, height) -> tuple[np.ndarray, int | None]:
     scene = draw_scene(domain, rng, width, height)
-    levels = pyramid(class_name, int(rng.integers(variants(class_name))), sprite_px(width, height))  # turned about its axis
+    variant = int(rng.integers(variants(class_name)))  # turned about its axis (or which `other` vessel)
+    levels = pyramid(class_name, variant, sprite_px(width, height))
     where = random_placement(rng, levels[0].extent, width, height)
     return compose(scene, levels, where, rng), scene.jpeg_quality
 

@@ -364,10 +364,14 @@ def _cap(c, y0, y1, radius, color, ridges=28, top=None):
 
 
 def _bottle_e(c, variant):  # white plastic disinfectant bottle, labelled, red flip cap
-    corner = 0.05
-    r = c.rows(lambda y: np.maximum.reduce([
-        _span(y, 0.17, 0.23, 0.075), _ellipse(y, 0.32, 0.1, 0.17) * (y < 0.32),
-        np.where((y >= 0.32) & (y < 1), 0.17 - corner + np.sqrt(np.clip(corner ** 2 - np.clip(y - (1 - corner), 0, None) ** 2, 0, None)), 0)]))
+    corner = 0.05  # rounded bottom edge
+
+    def profile(y):
+        rounded = np.where((y >= 1 - corner) & (y < 1), 0.17 - corner + _ellipse(y, 1 - corner, corner, corner), 0)
+        return np.maximum.reduce([_span(y, 0.17, 0.23, 0.075), _ellipse(y, 0.32, 0.1, 0.17) * (y < 0.32),
+                                  _span(y, 0.32, 1 - corner, 0.17), rounded])
+
+    r = c.rows(profile)
     s = _surface(c, r, shininess=25)
     _opaque(c, s, (0.93, 0.93, 0.9), gloss=0.35)
     _label(c, s, 0.42, 0.86, 1.05, _PHASES[variant], _label_e, see_through=False)
@@ -532,7 +536,8 @@ def _vial(c, rng):
     s = _surface(c, r)
     _maybe_liquid(c, s, rng, 0.4, 0.85, p=0.8)
     _glass(c, s, absorb=rng.choice([(0.05, 0.025, 0.035), (0.2, 0.5, 1.2)]))
-    _cap(c, 0.0, 0.19, 0.15, rng.choice([(0.95, 0.95, 0.95), (0.15, 0.15, 0.15), (0.9, 0.8, 0.1), (0.2, 0.6, 0.2)]), ridges=40)
+    cap = rng.choice([(0.95, 0.95, 0.95), (0.15, 0.15, 0.15), (0.9, 0.8, 0.1), (0.2, 0.6, 0.2)])
+    _cap(c, 0.0, 0.19, 0.15, cap, ridges=40)
 
 
 def _reagent_bottle(c, rng):  # brown glass, black cap

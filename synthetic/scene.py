@@ -57,10 +57,6 @@ class Scene:
     motion: tuple[float, float]  # motion blur length (px at 640 wide) and angle (degrees); 0 = none
     jpeg_quality: int | None  # this camera's JPEG quality (None: the writer's)
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.background.shape[1], self.background.shape[0]
-
 
 @dataclass(frozen=True)
 class Placement:
@@ -92,7 +88,8 @@ def _lab(rng, width, height) -> Scene:
     rare = rng.random(2)
     return Scene(
         "lab", background, None, (0.0, 0.0, 0.0), gain=rng.uniform(0.95, 1.0), box=None,
-        shadow=(rng.uniform(0.04, 0.12), rng.uniform(0.0, 0.06), rng.uniform(0.2, 0.35), 0.04) if rare[0] < 0.02 else None,
+        shadow=(rng.uniform(0.04, 0.12), rng.uniform(0.0, 0.06), rng.uniform(0.2, 0.35), 0.04)
+        if rare[0] < 0.02 else None,
         noise=rng.uniform(1.0, 2.5), soft=rng.uniform(0.6, 0.85) if rng.random() < 0.2 else 1.0, sharpen=0.0,
         motion=(rng.uniform(6, 16), rng.uniform(0, 180)) if rare[1] < 0.02 else (0.0, 0.0), jpeg_quality=None)
 
@@ -102,20 +99,22 @@ _CASTS = np.array([[1.0, 0.9, 0.72], [0.86, 1.0, 0.88], [0.8, 0.92, 1.0], [1.0, 
 
 def _stress(rng, width, height) -> Scene:
     cast = _CASTS[rng.integers(len(_CASTS))] * (1 + rng.uniform(-0.04, 0.04, 3))
-    gain = rng.uniform(0.38, 0.72) * cast / cast.max()
-    dark = (rng.uniform(0, np.pi * 2), rng.uniform(-0.3, 0.3), rng.uniform(0.35, 0.65)) if rng.random() < 0.45 else None
-    light = _light_map(rng, width, height, gain, vignette=rng.uniform(0.15, 0.4), spot=rng.uniform(0.0, 0.5), dark=dark)
-    murk = rng.uniform(6, 30) * np.array([1.0, 0.95, 0.8]) * (1 + rng.uniform(-0.15, 0.15, 3))
+    gain = rng.uniform(0.75, 1.0) * cast / cast.max()
+    dark = (rng.uniform(0, np.pi * 2), rng.uniform(-0.3, 0.3), rng.uniform(0.25, 0.5)) if rng.random() < 0.4 else None
+    light = _light_map(rng, width, height, gain, vignette=rng.uniform(0.1, 0.35), spot=rng.uniform(0.0, 0.4), dark=dark)
+    murk = rng.uniform(15, 40) * np.array([1.0, 0.95, 0.8]) * (1 + rng.uniform(-0.15, 0.15, 3))
     box = None
     if rng.random() < 0.75:  # the paper's stress photos: flasks "positioned inside some kind of styrofoam box"
         box = Box(left=rng.uniform(0.15, 0.6), right=rng.uniform(0.15, 0.6), floor=rng.uniform(0.06, 0.2),
                   back=rng.uniform(0.6, 1.1), occlusion=rng.uniform(-0.1, 0.1), front=rng.uniform(0.2, 0.7),
-                  wall=rng.uniform(0.03, 0.06), color=tuple(int(v) for v in rng.uniform(205, 240) + rng.uniform(-6, 6, 3)),
+                  wall=rng.uniform(0.03, 0.06),
+                  color=tuple(int(v) for v in rng.uniform(205, 240) + rng.uniform(-6, 6, 3)),
                   texture_at=(int(rng.integers(_TILE)), int(rng.integers(_TILE))))
     soft = rng.random() < 0.5
     return Scene(
         "stress", _clutter(rng, width, height), light, tuple(murk), gain=1.0, box=box,
-        shadow=(rng.uniform(-0.15, 0.15), rng.uniform(0.0, 0.1), rng.uniform(0.3, 0.6), 0.06) if rng.random() < 0.5 else None,
+        shadow=(rng.uniform(-0.15, 0.15), rng.uniform(0.0, 0.1), rng.uniform(0.3, 0.6), 0.06)
+        if rng.random() < 0.5 else None,
         noise=rng.uniform(3.0, 9.0), soft=rng.uniform(0.4, 0.65) if soft else 1.0,
         sharpen=rng.uniform(0.6, 1.5) if not soft and rng.random() < 0.4 else 0.0,
         motion=(rng.uniform(6, 18), rng.uniform(0, 180)) if rng.random() < 0.05 else (0.0, 0.0),
@@ -132,7 +131,7 @@ def _light_map(rng, width, height, gain, vignette: float, spot: float, dark) -> 
     g = 1 - vignette * (x * x + y * y) / 2
     if spot:
         sx, sy = rng.uniform(-0.8, 0.8, 2)
-        g = g * (1 - spot) + spot * 1.6 * np.exp(-((x - sx) ** 2 + (y - sy) ** 2) / 0.5)
+        g = g + spot * np.exp(-((x - sx) ** 2 + (y - sy) ** 2) / 0.3)
     if dark is not None:  # something between the lamp and the scene: a soft-edged dark half
         angle, offset, depth = dark
         side = x * np.cos(angle) + y * np.sin(angle) - offset
@@ -143,8 +142,8 @@ def _light_map(rng, width, height, gain, vignette: float, spot: float, dark) -> 
 def _clutter(rng, width, height) -> np.ndarray:
     """A busy lab background: shelves, boxes, papers, bottles and cables, out of focus, and a bench top."""
     w, h = max(16, width // 4), max(12, height // 4)  # drawn small: it is out of focus anyway
-    base = rng.uniform(50, 170) * (1 + rng.uniform(-0.25, 0.25, 3))
-    img = np.clip(base * np.linspace(1.1, 0.8, h)[:, None, None], 0, 255).astype(np.uint8) * np.ones((1, w, 1), np.uint8)
+    base = rng.uniform(90, 215) * (1 + rng.uniform(-0.2, 0.2, 3))
+    img = np.repeat(np.clip(base * np.linspace(1.1, 0.8, h)[:, None, None], 0, 255).astype(np.uint8), w, axis=1)
     n = int(rng.integers(14, 30))
     muted = rng.uniform(30, 200, (n, 1)) * (1 + rng.uniform(-0.2, 0.2, (n, 3)))
     colors = np.where(rng.random((n, 1)) < 0.35, rng.uniform(15, 235, (n, 3)), muted).astype(int).tolist()
@@ -159,7 +158,7 @@ def _clutter(rng, width, height) -> np.ndarray:
         else:
             cv2.line(img, (x, y), (x + sx * 2 - w // 3, y + sy * 2 - h // 2), color, 1 + int(kind * 8) % 2)
     bench = int(h * rng.uniform(0.45, 0.8))
-    top = rng.uniform(25, 120) * (1 + rng.uniform(-0.2, 0.2, 3))
+    top = rng.uniform(70, 190) * (1 + rng.uniform(-0.2, 0.2, 3))
     img[bench:] = np.clip(top * np.linspace(0.85, 1.1, h - bench)[:, None, None], 0, 255).astype(np.uint8)
     img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.6))  # out of focus behind the object
     img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -253,7 +252,8 @@ def _paste(frame: np.ndarray, sprite: Sprite, M: np.ndarray) -> None:
     M[:, 2] -= (x0, y0)
     TC = cv2.warpAffine(sprite.TC, M, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0, 255))
     T = cv2.cvtColor(cv2.extractChannel(TC, 3), cv2.COLOR_GRAY2RGB)
-    frame[y0:y1, x0:x1] = cv2.add(cv2.multiply(frame[y0:y1, x0:x1], T, scale=1 / 255), cv2.cvtColor(TC, cv2.COLOR_RGBA2RGB))
+    C = cv2.cvtColor(TC, cv2.COLOR_RGBA2RGB)
+    frame[y0:y1, x0:x1] = cv2.add(cv2.multiply(frame[y0:y1, x0:x1], T, scale=1 / 255), C)
 
 
 def _shadow(frame, levels, where, bbox, shadow) -> None:
@@ -284,16 +284,17 @@ def _box_geometry(box: Box, bbox) -> dict:
     rim = y1 - box.occlusion * h
     d = max(rim - floor_back, 2.0) * 0.8
     t = box.wall * h
+    bottom = rim + box.front * h
     back = [
-        ([(L, top), (R, top), (R, floor_back), (L, floor_back)], 0.5),  # back wall, inner face, in shade
-        ([(L, floor_back), (R, floor_back), (R + d, rim), (L - d, rim)], 0.68),  # floor
-        ([(L - t, top), (L, top), (L, floor_back), (L - d, rim), (L - d - t, rim)], 0.6),  # left wall
-        ([(R + t, top), (R, top), (R, floor_back), (R + d, rim), (R + d + t, rim)], 0.42),  # right wall
+        ([(L, top), (R, top), (R, floor_back), (L, floor_back)], 0.72),  # back wall, inner face, in shade
+        ([(L, floor_back), (R, floor_back), (R + d, rim), (L - d, rim)], 0.86),  # floor
+        ([(L - t, top), (L, top), (L, floor_back), (L - d, rim), (L - d - t, rim)], 0.8),  # left wall
+        ([(R + t, top), (R, top), (R, floor_back), (R + d, rim), (R + d + t, rim)], 0.62),  # right wall
         ([(L - t, top - t), (R + t, top - t), (R + t, top), (L - t, top)], 1.0),  # back rim
     ]
     front = [
         ([(L - d - t, rim), (R + d + t, rim), (R + d + t, rim + t), (L - d - t, rim + t)], 1.0),  # front rim
-        ([(L - d - t, rim + t), (R + d + t, rim + t), (R + d + t, rim + box.front * h), (L - d - t, rim + box.front * h)], 0.82),
+        ([(L - d - t, rim + t), (R + d + t, rim + t), (R + d + t, bottom), (L - d - t, bottom)], 0.92),  # front face
     ]
     return {"back": back, "front": front}
 

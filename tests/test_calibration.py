@@ -35,13 +35,19 @@ def test_stratified_sample_keeps_every_class_in_proportion():
 
 def test_representative_set_is_the_cached_training_input(tiny_run):
     """The int8 calibration data is the training preprocessing's own output: rows of RUN/cache/train_x.npy."""
+    from glassware.preprocessing import preprocess_file
     from glassware.training.run import load_run
 
-    x_train, y_train = load_run(tiny_run).split("train")
+    run = load_run(tiny_run)
+    x_train, y_train = run.split("train")
     rep = representative_set(x_train, y_train, n=20, seed=0)
+    picked = stratified_indices(y_train, 20, seed=0)
     assert rep.dtype == np.uint8 and rep.shape[1:] == x_train.shape[1:]
     assert rep.max() > 1  # 0..255 pixels, not [0, 1]
-    assert np.array_equal(rep, x_train[stratified_indices(y_train, 20, seed=0)])
+    assert np.array_equal(rep, x_train[picked])
+    # ...which are, bit for bit, the shared preprocessing of the training files (as the robot will see them)
+    for row, i in zip(rep[:3], picked[:3]):
+        assert np.array_equal(row, preprocess_file(run.data_dir / run.info["splits"]["train"][i], run.preprocessing))
 
 
 def test_pixel_range_check_refuses_scaled_inputs():

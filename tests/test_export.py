@@ -112,29 +112,33 @@ def keras_labelled(tiny_run, tiny_data, tmp_path):
     run = load_run(tiny_run)
     files = sorted(tiny_data.test.rglob("*.jpg")) + sorted(tiny_data.stress.rglob("*.jpg"))
     x = np.stack([preprocess_file(f, run.preprocessing) for f in files]).astype(np.float32)
-    predicted = run.logits_model().predict(x, verbose=0).argmax(-1)
-    assert len(set(predicted)) > 1, "the tiny model predicts one class for everything (training collapsed?)"
-    for f, k in zip(files, predicted):
+    for f, k in zip(files, run.logits_model().predict(x, verbose=0).argmax(-1)):
         (tmp_path / "labelled" / run.class_names[k]).mkdir(parents=True, exist_ok=True)
         shutil.copy(f, tmp_path / "labelled" / run.class_names[k] / f"{f.parent.parent.name}_{f.name}")
     return tmp_path / "labelled"
 
 
-def test_gate_fails_a_wrongly_scaled_int8_export_and_the_command_exits_nonzero(tiny_run, keras_labelled, tmp_path,
-                                                                                monkeypatch, capsys):
-    """Calibrating int8 on [0, 1] floats (the classic mistake, forced past the range check) ruins the model;
-    the gate must catch it on the test set, remove it from the bundle and fail the command."""
+def test_gate_fails_a_corrupted_export_and_the_command_exits_nonzero(tiny_run, keras_labelled, tmp_path,
+                                                                     monkeypatch, capsys):
+    """The int8 file is exported from a model whose logits layer got corrupted (sign-flipped): it loads and
+    runs fine, but the gate must catch it on the test set, drop it from the bundle and fail the command."""
+    import keras
+
     from glassware import cli
     from glassware.export.convert import Converter
 
     real_convert = Converter.convert
 
-    def wrongly_scaled(self, name, out_path, representative=None, check_range=True):
-        if name == "tflite_int8":
-            return real_convert(self, name, out_path, representative / 255.0, check_range=False)
-        return real_convert(self, name, out_path, representative)
+    def corrupted(self, name, out_path, representative=None, check_range=True):
+        if name != "tflite_int8":
+            return real_convert(self, name, out_path, representative)
+        broken = keras.models.clone_model(self.model)
+        broken.set_weights(self.model.get_weights())
+        logits = broken.get_layer("logits")
+        logits.set_weights([-w for w in logits.get_weights()])
+        return real_convert(Converter(broken, tmp_path), name, out_path, representative)
 
-    monkeypatch.setattr(Converter, "convert", wrongly_scaled)
+    monkeypatch.setattr(Converter, "convert", corrupted)
     out = tmp_path / "bundle"
     code = cli.main(["export", "--run", str(tiny_run), "--out", str(out), "--formats", "tflite_fp32", "tflite_int8",
                      "--test", str(keras_labelled), "--representative", "30"])

@@ -33,7 +33,7 @@ def test_dataset_layout_counts_and_bytes_do_not_depend_on_workers(tmp_path):
     assert files == _files(tmp_path / "two")  # same bytes, whatever the worker count
     assert one["counts"] == two["counts"] == {c: 3 for c in CLASSES} and one["total"] == 27
     summary = json.loads((tmp_path / "one" / "synth.json").read_text())
-    assert summary["domain"] == "stress" and summary["seed"] == 7 and (summary["width"], summary["height"]) == (160, 120)
+    assert (summary["domain"], summary["seed"], summary["width"], summary["height"]) == ("stress", 7, 160, 120)
     assert summary["images_per_second"] > 0 and summary["seconds"] > 0
     sheet = cv2.imread(str(tmp_path / "one" / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[0] > 9 * 100  # a row per class
@@ -107,7 +107,7 @@ def test_labels_and_caps_give_each_class_its_own_colours_and_poses_vary():
             between = np.abs(sum(halves[a]) - sum(halves[b])).sum() / 2
             assert between > 1.5 * max(noise[a], noise[b]) and between > 0.005, (a, b)
     for k, c in enumerate(CLASSES):
-        shots = np.stack([images.render(c, "lab", images.image_rng(1, k, i), **SMALL) for i in range(6)]).astype(np.float32)
+        shots = np.stack([images.render(c, "lab", images.image_rng(1, k, i), **SMALL) for i in range(6)]).astype(float)
         assert shots.std(axis=0).mean() > 5, f"{c}: every image looks the same (no pose variety)"
 
 

@@ -96,8 +96,7 @@ def test_vgg_layers_in_the_papers_order():
     convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
     assert [c.padding for c in convs] == ["valid", "same", "same"] and [c.filters for c in convs] == [32, 32, 64]
     assert all(layer.padding == "same" for layer in model.layers if isinstance(layer, layers.MaxPooling2D))
-    dense = [layer for layer in model.layers if isinstance(layer, layers.Dense)]
-    assert all(type(d.kernel_initializer).__name__ == "HeUniform" for d in convs + dense)
+    assert all(type(layer.kernel_initializer).__name__ == "HeUniform" for layer in convs + [model.get_layer("fc")])
     assert model.get_layer("dropout").rate == 0.5
     assert model.layers[-2].name == "logits" and model.layers[-1].name == "probs"
 

@@ -37,7 +37,8 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="folder for bench_train.json/.md, the cache, images")
     p.add_argument("--data", type=Path, help="class-folder dataset to use (default: generate paper-like 4K JPEGs)")
-    p.add_argument("--images", type=int, default=48, help="images to generate without --data (default 48)")
+    p.add_argument("--images", type=int, default=48,
+                   help="images to generate without --data, rounded up to a multiple of the 9 classes (default 48)")
     p.add_argument("--epochs", type=int, default=2, help="epochs per pipeline, >= 2; the first is warm-up")
     p.add_argument("--batch-size", type=int, default=8, help="the paper's mini-batch size (default 8)")
     p.add_argument("--seed", type=int, default=0)

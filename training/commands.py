@@ -18,30 +18,36 @@ def register(subparsers) -> None:
 
 def _register_train(subparsers, config_class, model_choices, monitor_choices) -> None:
     d = {f.name: f.default for f in dataclasses.fields(config_class)}
-    p = subparsers.add_parser("train", help="train the paper's VGG CNN or a MobileNet on a folder of class sub-folders",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = subparsers.add_parser("train", help="train the paper's VGG CNN or a MobileNet on a folder of class sub-folders")
     p.add_argument("--data", required=True, dest="data_dir", help="dataset: one sub-folder of images per class")
     p.add_argument("--out", required=True, help="run directory to create (must be new or empty unless --resume)")
-    p.add_argument("--model", choices=model_choices, default=d["model"])
+    p.add_argument("--model", choices=model_choices, default=d["model"], help="(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d["epochs"],
-                   help="maximum epochs (pretrained mobilenet: of phase 1, the new head on the frozen base)")
-    p.add_argument("--resume", action="store_true", help="continue RUN from checkpoints/ (epoch, optimizer, early stopping)")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam learning rate")
-    p.add_argument("--patience", type=int, default=d["patience"], help="early stopping: epochs without improvement")
-    p.add_argument("--monitor", choices=monitor_choices, default=d["monitor"], help="early-stopping metric")
-    p.add_argument("--val-fraction", type=float, default=d["val_fraction"])
-    p.add_argument("--seed", type=int, default=d["seed"])
+                   help="maximum epochs; pretrained mobilenet: of phase 1, the new head (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint (epoch, optimizer, early stopping)")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="(default: %(default)s)")
+    p.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam (default: %(default)s)")
+    p.add_argument("--patience", type=int, default=d["patience"],
+                   help="early stopping: epochs without improvement (default: %(default)s)")
+    p.add_argument("--monitor", choices=monitor_choices, default=d["monitor"],
+                   help="early stopping and best-epoch metric (default: %(default)s)")
+    p.add_argument("--val-fraction", type=float, default=d["val_fraction"], help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
-    p.add_argument("--workers", type=int, default=d["workers"], help="processes decoding images for the cache")
+    p.add_argument("--workers", type=int, default=d["workers"], help="threads decoding images (default: all cores)")
     g = p.add_argument_group("mobilenet")
-    g.add_argument("--variant", choices=("v2", "v3small"), default=d["variant"], help="MobileNetV2 or MobileNetV3-Small")
-    g.add_argument("--alpha", type=float, default=d["alpha"], help="width multiplier")
+    g.add_argument("--variant", choices=("v2", "v3small"), default=d["variant"],
+                   help="MobileNetV2 or MobileNetV3-Small (default: %(default)s)")
+    g.add_argument("--alpha", type=float, default=d["alpha"], help="width multiplier (default: %(default)s)")
     g.add_argument("--weights", default=d["weights"],
-                   help="'imagenet' (download; offline: warning + random init), a local weights file for the base, or 'random'")
-    g.add_argument("--fine-tune-epochs", type=int, default=d["fine_tune_epochs"], help="phase 2 epochs (pretrained only)")
-    g.add_argument("--fine-tune-layers", type=int, default=d["fine_tune_layers"], help="top base layers unfrozen in phase 2")
-    g.add_argument("--fine-tune-learning-rate", type=float, default=d["fine_tune_learning_rate"])
+                   help="'imagenet' (Keras download; offline: warning, random init), a local weights file for "
+                        "the base, or 'random' (default: %(default)s)")
+    g.add_argument("--fine-tune-epochs", type=int, default=d["fine_tune_epochs"],
+                   help="phase 2 epochs, pretrained weights only (default: %(default)s)")
+    g.add_argument("--fine-tune-layers", type=int, default=d["fine_tune_layers"],
+                   help="top layers of the base unfrozen in phase 2 (default: %(default)s)")
+    g.add_argument("--fine-tune-learning-rate", type=float, default=d["fine_tune_learning_rate"],
+                   help="(default: %(default)s)")
     p.set_defaults(func=_train, config_class=config_class)
 
 
@@ -51,7 +57,7 @@ def _register_evaluate(subparsers) -> None:
     p.add_argument("--data", required=True,
                    help="class-folder dataset (class names as in the run; a subset is fine), or 'val' for the run's own split")
     p.add_argument("--out", required=True, type=Path, help="folder for metrics.json and confusion_matrix.png")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
     p.set_defaults(func=_evaluate)
 
 

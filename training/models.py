@@ -26,7 +26,7 @@ DOWNLOAD_TIMEOUT_S = 30  # an offline machine must fall back quickly, not hang o
 
 
 def make_vgg(num_classes: int, input_shape: tuple[int, int, int] = INPUT_SHAPE) -> keras.Model:
-    """The paper's network: three conv/pool blocks, Dense 64, dropout 0.5, softmax."""
+    """The paper's network: three conv/pool blocks, Dense 64, dropout 0.5, softmax; He init before each ReLU."""
     conv = dict(kernel_size=3, activation="relu", kernel_initializer="he_uniform")
     pool = dict(pool_size=2, padding="same")
     inputs = keras.Input(input_shape, name="image")
@@ -99,7 +99,9 @@ def set_fine_tune(base: keras.Model, layers_to_train: int) -> int:
 
 
 def _classifier_head(inputs, features, num_classes: int, name: str) -> keras.Model:
-    logits = layers.Dense(num_classes, kernel_initializer="he_uniform", name="logits")(features)
+    # Keras' default (Glorot) init, as in the Keras VGG recipe the paper follows: He init is for layers
+    # followed by ReLU, and here it would start training with large, confidently wrong logits.
+    logits = layers.Dense(num_classes, name="logits")(features)
     probs = layers.Activation("softmax", name="probs")(logits)
     return keras.Model(inputs, probs, name=name)
 

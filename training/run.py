@@ -36,7 +36,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     seed: int = 0
     augment: bool = True
-    workers: int | None = None  # image decoding processes for the cache build (None: all cores)
+    workers: int | None = None  # threads decoding images for the cache build (None: all cores)
     # MobileNet only
     variant: str = "v2"
     alpha: float = 1.0
