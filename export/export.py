@@ -42,14 +42,15 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     val when no test folder is given) are deleted from the bundle unless `keep_failed`; either way they
     are listed in manifest["gate"]["failed"] and the caller decides the exit code.
     """
-    from glassware.training.models import logits_model as cut_at_logits
-    from glassware.training.run import load_run
-
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise ExportError(f"unknown formats {unknown}; choose from {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
+
+    from glassware.training.models import logits_model as cut_at_logits  # TensorFlow: only once the checks pass
+    from glassware.training.run import load_run
+
     run = load_run(run_dir)
     splits, datasets = _evaluation_splits(run, test_dir, stress_dir)
     gate_split = "test" if "test" in splits else "val"

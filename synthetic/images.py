@@ -51,7 +51,7 @@ def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, se
 
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     written = 0
-    with tqdm(total=len(jobs), desc=f"synth {domain}", unit="img", file=sys.stderr, disable=None) as bar:
+    with tqdm(total=len(jobs), desc=f"synth {domain}", unit="img", file=sys.stderr) as bar:
         if workers == 1:
             threads = cv2.getNumThreads()
             cv2.setNumThreads(1)  # "1 worker" means one core, as in the pool
@@ -104,7 +104,8 @@ def check(domain: str | None = None, width: int | None = None, height: int | Non
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise SynthesisError(f"{name} must be an integer, got {value!r}")
         if value < low or (high is not None and value > high):
-            raise SynthesisError(f"{name} must be in {low}..{high if high is not None else 'any'}, got {value}")
+            allowed = f"in {low}..{high}" if high is not None else f"at least {low}"
+            raise SynthesisError(f"{name} must be {allowed}, got {value}")
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -94,19 +94,20 @@ def _lab(rng, width, height) -> Scene:
         motion=(rng.uniform(6, 16), rng.uniform(0, 180)) if rare[1] < 0.02 else (0.0, 0.0), jpeg_quality=None)
 
 
-_CASTS = np.array([[1.0, 0.9, 0.72], [0.86, 1.0, 0.88], [0.8, 0.92, 1.0], [1.0, 0.95, 0.85], [0.95, 1.0, 0.8]])
+# Another camera's white balance: warm, greenish (fluorescent), cool... mild, as after the camera's own AWB.
+_CASTS = np.array([[1.0, 0.96, 0.89], [0.94, 1.0, 0.95], [0.92, 0.97, 1.0], [1.0, 0.98, 0.94], [0.98, 1.0, 0.92]])
 
 
 def _stress(rng, width, height) -> Scene:
-    cast = _CASTS[rng.integers(len(_CASTS))] * (1 + rng.uniform(-0.04, 0.04, 3))
+    cast = _CASTS[rng.integers(len(_CASTS))] * (1 + rng.uniform(-0.02, 0.02, 3))
     gain = rng.uniform(0.75, 1.0) * cast / cast.max()
     dark = (rng.uniform(0, np.pi * 2), rng.uniform(-0.3, 0.3), rng.uniform(0.25, 0.5)) if rng.random() < 0.4 else None
     light = _light_map(rng, width, height, gain, vignette=rng.uniform(0.1, 0.35), spot=rng.uniform(0.0, 0.4), dark=dark)
     murk = rng.uniform(15, 40) * np.array([1.0, 0.95, 0.8]) * (1 + rng.uniform(-0.15, 0.15, 3))
     box = None
-    if rng.random() < 0.75:  # the paper's stress photos: flasks "positioned inside some kind of styrofoam box"
-        box = Box(left=rng.uniform(0.15, 0.6), right=rng.uniform(0.15, 0.6), floor=rng.uniform(0.06, 0.2),
-                  back=rng.uniform(0.6, 1.1), occlusion=rng.uniform(-0.1, 0.1), front=rng.uniform(0.2, 0.7),
+    if rng.random() < 0.9:  # the paper's stress photos: flasks "positioned inside some kind of styrofoam box"
+        box = Box(left=rng.uniform(0.2, 0.7), right=rng.uniform(0.2, 0.7), floor=rng.uniform(0.06, 0.2),
+                  back=rng.uniform(0.9, 1.3), occlusion=rng.uniform(-0.1, 0.1), front=rng.uniform(0.2, 0.7),
                   wall=rng.uniform(0.03, 0.06),
                   color=tuple(int(v) for v in rng.uniform(205, 240) + rng.uniform(-6, 6, 3)),
                   texture_at=(int(rng.integers(_TILE)), int(rng.integers(_TILE))))
@@ -160,12 +161,14 @@ def _clutter(rng, width, height) -> np.ndarray:
     bench = int(h * rng.uniform(0.45, 0.8))
     top = rng.uniform(70, 190) * (1 + rng.uniform(-0.2, 0.2, 3))
     img[bench:] = np.clip(top * np.linspace(0.85, 1.1, h - bench)[:, None, None], 0, 255).astype(np.uint8)
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.6))  # out of focus behind the object
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.2, 2.5))  # out of focus behind the object
+    keep = rng.uniform(0.4, 0.7)  # of the clutter's contrast: it is far away, in murky air
+    img = cv2.addWeighted(img, keep, np.full_like(img, base.astype(np.uint8)), 1 - keep, 0)
     img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:  # tiles or a pegboard: sharp, regular texture the lab never had
         scale = width / 640
         step = max(4, int(rng.uniform(14, 40) * scale))
-        shade = np.clip(base * rng.uniform(0.4, 1.6), 0, 255).astype(int).tolist()
+        shade = np.clip(base * rng.uniform(0.75, 1.25), 0, 255).astype(int).tolist()
         wall = bench * height // h
         thick = max(1, int(scale))
         for x in range(int(rng.integers(step)), width, step):
@@ -256,21 +259,20 @@ def _paste(frame: np.ndarray, sprite: Sprite, M: np.ndarray) -> None:
     frame[y0:y1, x0:x1] = cv2.add(cv2.multiply(frame[y0:y1, x0:x1], T, scale=1 / 255), C)
 
 
-def _shadow(frame, levels, where, bbox, shadow) -> None:
-    """A soft cast shadow: the object's opacity, shifted and blurred (at quarter resolution), darkening what
-    is behind it."""
+def _shadow(frame, levels, where, bbox, shadow, shrink: int = 8) -> None:
+    """A soft cast shadow: the object's opacity, shifted and blurred (at 1/8 resolution: it is soft anyway),
+    darkening what is behind it."""
     dx, dy, strength, softness = shadow
     size = max(bbox[2] - bbox[0], bbox[3] - bbox[1])
-    small = Placement((where.cx + dx * size + 0.5) / 4 - 0.5, (where.cy + dy * size + 0.5) / 4 - 0.5,
-                      where.scale / 4, where.angle)
+    small = Placement((where.cx + dx * size + 0.5) / shrink - 0.5, (where.cy + dy * size + 0.5) / shrink - 0.5,
+                      where.scale / shrink, where.angle)
     sprite = pick_level(levels, small.scale)
     h, w = frame.shape[:2]
-    qw, qh = max(1, w // 4), max(1, h // 4)
-    T = cv2.warpAffine(cv2.extractChannel(sprite.TC, 3), affine(sprite, small), (qw, qh), flags=cv2.INTER_LINEAR,
-                       borderValue=255)
-    T = cv2.GaussianBlur(T, (0, 0), max(0.5, softness * size / 4))
-    keep = cv2.resize(255 - ((255 - T.astype(np.float32)) * strength).astype(np.uint8), (w, h),
-                      interpolation=cv2.INTER_LINEAR)
+    T = cv2.warpAffine(cv2.extractChannel(sprite.TC, 3), affine(sprite, small),
+                       (max(1, w // shrink), max(1, h // shrink)), flags=cv2.INTER_LINEAR, borderValue=255)
+    T = cv2.GaussianBlur(T, (0, 0), max(0.5, softness * size / shrink))
+    dark = cv2.convertScaleAbs(T, alpha=strength, beta=255 * (1 - strength))  # 255 - (255 - T) * strength
+    keep = cv2.resize(dark, (w, h), interpolation=cv2.INTER_LINEAR)
     frame[:] = cv2.multiply(frame, cv2.cvtColor(keep, cv2.COLOR_GRAY2RGB), scale=1 / 255)
 
 

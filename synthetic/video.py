@@ -74,7 +74,7 @@ def write_video(out_mp4: str | Path, seconds: float = 60, fps: float = 30, seed:
     rows = []
     start = time.perf_counter()
     try:
-        with tqdm(total=n_frames, desc="synth-video", unit="frame", file=sys.stderr, disable=None) as bar:
+        with tqdm(total=n_frames, desc="synth-video", unit="frame", file=sys.stderr) as bar:
             for seg, seg_end in zip(segments, [s.start for s in segments[1:]] + [n_frames]):
                 for frame, label, phase in _film(seg, seg_end, rng, width, height):
                     writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))

@@ -46,6 +46,8 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
+    # TensorFlow leaves its oneDNN kernels off on AMD CPUs; on. They train this CNN ~1.5x faster (2-core EPYC).
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     result = bench_train(args.out, data_dir=args.data, images=args.images, epochs=args.epochs,
                          batch_size=args.batch_size, seed=args.seed)
     print(markdown_table(result))
@@ -112,7 +114,8 @@ def bench_train(out: str | Path, data_dir: str | Path | None = None, images: int
         "targets": {"ratio": TARGET_RATIO, "images_per_second": TARGET_IMAGES_PER_SECOND,
                     "met": ratio >= TARGET_RATIO and ours["steady_images_per_second"] >= TARGET_IMAGES_PER_SECOND},
         "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(v, 2) for v in load_before],
-                    "loadavg_after": [round(v, 2) for v in os.getloadavg()], "keras": keras.__version__},
+                    "loadavg_after": [round(v, 2) for v in os.getloadavg()], "keras": keras.__version__,
+                    "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS")},
     }
     (out / "bench_train.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "bench_train.md").write_text(markdown_table(result) + "\n")

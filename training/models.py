@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,13 +64,16 @@ def make_mobilenet(
 ) -> MobileNet:
     """MobileNetV2 or MobileNetV3-Small with a new head (GAP -> dropout -> logits -> softmax).
 
-    `weights`: "imagenet" (Keras download; offline it warns and falls back to random init), a local
-    weights file for the base (e.g. a Keras `*_no_top.h5` or a `.weights.h5`), or None.
+    `weights`: "imagenet" (Keras download, or its copy in ~/.keras/models; offline it warns and falls back
+    to random init), a local weights file for the base (e.g. Keras' `*_no_top.h5` or a `.weights.h5`), or
+    None / "random".
     """
     if variant not in MOBILENET_VARIANTS:
         raise GlasswareError(f"unknown MobileNet variant {variant!r}; choose from {', '.join(MOBILENET_VARIANTS)}")
     base, source = _mobilenet_base(variant, alpha, weights, input_shape)
     pretrained = source != "random"
+    if not pretrained:
+        _fast_batchnorm_statistics(base)
     inputs = keras.Input(input_shape, name="image")
     # MobileNetV3 scales 0..255 -> [-1, 1] itself (include_preprocessing); V2 expects [-1, 1] input.
     x = inputs if variant == "v3small" else layers.Rescaling(1 / 127.5, offset=-1, name="scaling")(inputs)
@@ -89,13 +93,21 @@ def logits_model(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, model.get_layer("logits").output, name=f"{model.name}_logits")
 
 
-def set_fine_tune(base: keras.Model, layers_to_train: int) -> int:
-    """Unfreeze the top `layers_to_train` layers of `base` (BatchNorm stays frozen); return weights made trainable."""
+def set_fine_tune(base: keras.Model, layers_to_train: int) -> None:
+    """Unfreeze the top `layers_to_train` layers of `base`; BatchNorm layers stay frozen."""
     base.trainable = True
     cut = max(len(base.layers) - layers_to_train, 0)
     for i, layer in enumerate(base.layers):
         layer.trainable = i >= cut and not isinstance(layer, layers.BatchNormalization)
-    return len(base.trainable_weights)
+
+
+def _fast_batchnorm_statistics(base: keras.Model, momentum: float = 0.9) -> None:
+    """Keras' MobileNets keep BatchNorm running statistics with momentum 0.999, made for ImageNet-long
+    training: from scratch on a small dataset they would still be near their initial values after dozens
+    of epochs, so validation (which uses them) would sit at chance. 0.9 follows the weights in ~20 steps."""
+    for layer in base.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = momentum
 
 
 def _classifier_head(inputs, features, num_classes: int, name: str) -> keras.Model:
@@ -109,10 +121,15 @@ def _classifier_head(inputs, features, num_classes: int, name: str) -> keras.Mod
 def _mobilenet_base(variant: str, alpha: float, weights: str | None, input_shape) -> tuple[keras.Model, str]:
     """Build the backbone; return it and where its weights came from ("imagenet", a path, or "random")."""
     def build(w):
-        if variant == "v2":
-            return keras.applications.MobileNetV2(input_shape=input_shape, alpha=alpha, include_top=False, weights=w)
-        return keras.applications.MobileNetV3Small(input_shape=input_shape, alpha=alpha, include_top=False,
-                                                   weights=w, include_preprocessing=True)
+        with warnings.catch_warnings():
+            # "Weights for input shape (224, 224) will be loaded": right, and fine: without the top, the
+            # convolution weights do not depend on the input size, so ImageNet weights serve 150x150.
+            warnings.filterwarnings("ignore", message=".*input_shape.* is undefined or non-square")
+            if variant == "v2":
+                return keras.applications.MobileNetV2(input_shape=input_shape, alpha=alpha, include_top=False,
+                                                      weights=w)
+            return keras.applications.MobileNetV3Small(input_shape=input_shape, alpha=alpha, include_top=False,
+                                                       weights=w, include_preprocessing=True)
 
     if weights is None or weights == "random":
         return build(None), "random"
