@@ -109,13 +109,13 @@ def write_images(folder: Path, tiny_data, count: int, size: tuple[int, int], suf
 
 def test_real_time_replay_honours_the_frame_clock(tiny_data, classifier, tmp_path):
     write_images(tmp_path / "images", tiny_data, 6, CLIP_SIZE)
-    classifier.classify_bytes((tmp_path / "images" / "000.jpg").read_bytes())  # warm: 100 ms per frame is plenty
-    out = replay.run(open_source(tmp_path / "images", fps=10), classifier, tmp_path / "out", speed=1.0, progress=False)
-    assert out["wall_s"] >= 5 / 10 - 0.01  # 6 frames at 10 Hz span 0.5 s
+    classifier.classify_bytes((tmp_path / "images" / "000.jpg").read_bytes())  # warm: 250 ms a frame even on busy cores
+    out = replay.run(open_source(tmp_path / "images", fps=4), classifier, tmp_path / "out", speed=1.0, progress=False)
+    assert out["wall_s"] >= 5 / 4 - 0.01  # 6 frames at 4 Hz span 1.25 s
     assert out["frames"]["classified"] == 6 and out["frames"]["dropped"] == 0
-    fast = replay.run(open_source(tmp_path / "images", fps=10), classifier, tmp_path / "fast", speed=2.0,
+    fast = replay.run(open_source(tmp_path / "images", fps=4), classifier, tmp_path / "fast", speed=2.0,
                       progress=False)
-    assert 5 / 20 - 0.01 <= fast["wall_s"] < out["wall_s"]
+    assert 5 / 8 - 0.01 <= fast["wall_s"] < out["wall_s"]
 
 
 def test_real_time_replay_drops_frames_the_classifier_cannot_take(tiny_data, classifier, tmp_path):

@@ -267,8 +267,7 @@ def test_augmentation_config_switches_layers_off_and_rejects_unknown_keys():
     from glassware.training.augment import AUGMENTATION_DEFAULTS, augmentation_config, make_augmentation
 
     names = [type(layer).__name__ for layer in make_augmentation().layers]
-    assert names == ["RandomRotation", "RandomTranslation", "RandomShear", "RandomZoom", "RandomBrightness",
-                     "RandomContrast"]
+    assert names == ["RandomAffine", "RandomBrightness", "RandomContrast"]
     assert "RandomBrightness" not in [type(layer).__name__ for layer in make_augmentation({"brightness": 0}).layers]
     assert augmentation_config({"brightness": 0})["rotation"] == AUGMENTATION_DEFAULTS["rotation"]
     off = {key: 0 for key in ("rotation", "shift", "shear", "zoom", "brightness", "contrast")}
@@ -277,6 +276,37 @@ def test_augmentation_config_switches_layers_off_and_rejects_unknown_keys():
         make_augmentation({"hue": 0.1})
     with pytest.raises(GlasswareError, match="rotation"):
         make_augmentation({"rotation": 400})
+
+
+def dot_positions(config, offset=(0, 0), n=64):
+    """Where a bright dot at `offset` (dy, dx) from the centre of a 151x151 image lands, per augmented copy."""
+    import tensorflow as tf
+
+    from glassware.training.augment import apply_augmentation, make_augmentation
+
+    images = np.zeros((n, 151, 151, 3), np.float32)
+    images[:, 75 + offset[0], 75 + offset[1]] = 255
+    blurred = np.stack([cv2.GaussianBlur(img, (0, 0), 2) for img in images])  # survives bilinear resampling
+    out = apply_augmentation(make_augmentation({**config, "brightness": 0, "contrast": 0}), tf.constant(blurred),
+                             tf.constant([3, 4], tf.int64)).numpy().sum(axis=3)
+    return np.array([np.unravel_index(np.argmax(img), img.shape) for img in out]) - 75
+
+
+def test_geometric_augmentation_stays_within_the_papers_limits():
+    still = {"rotation": 0, "shift": 0, "shear": 0, "zoom": 0}
+    # Rotation, shear and zoom act about the centre: a dot there stays put.
+    assert np.abs(dot_positions({"shift": 0})).max() <= 1
+    # Shifts move it by up to 20 % of the image (151 px -> 30 px) in x and y, in both directions.
+    moved = dot_positions({**still, "shift": 0.2})
+    assert np.abs(moved).max() <= 31 and moved.min() < -10 and moved.max() > 10
+    # Rotation turns a dot 50 px right of the centre by at most 40 degrees, both ways.
+    dy, dx = dot_positions({**still, "rotation": 40}, offset=(0, 50)).T
+    angles = np.degrees(np.arctan2(dy, dx))
+    assert np.abs(angles).max() <= 41 and angles.min() < -15 and angles.max() > 15
+    assert np.abs(np.hypot(dy, dx) - 50).max() <= 2  # turned, not scaled
+    # Zoom scales that distance by 0.8..1.2.
+    dy, dx = dot_positions({**still, "zoom": 0.2}, offset=(0, 50)).T
+    assert np.abs(dy).max() <= 1 and 38 <= np.abs(dx).min() and np.abs(dx).max() <= 63
 
 
 @pytest.mark.parametrize("level", [0, 128, 255])

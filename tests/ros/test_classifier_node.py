@@ -180,9 +180,10 @@ def test_30hz_640x480_soak_latency(raw_node, probe, class_frames, ros_env):
     assert len(results) >= 0.5 * sent, "the node classified fewer than half of the frames"
     # Latest frame only: a result is never older than one period (at most one frame waits for the worker) plus
     # its own preprocessing and inference, plus delivery both ways. Delivery and scheduling on 2 cores shared
-    # with other jobs get 2 periods for 99 % of the results and 10 for every one (a queue would grow unbounded).
+    # with other jobs get 3 periods for 99 % of the results and 10 for every one (a queue would grow without
+    # bound over 900 frames, so these bounds still catch queueing).
     late_ms = age_ms - work_ms - 1e3 * period_s
     print(f"beyond one period + own work: p50 {np.median(late_ms):.1f} ms, p99 {np.percentile(late_ms, 99):.1f} ms, "
           f"max {late_ms.max():.1f} ms (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-    assert np.percentile(late_ms, 99) <= 2e3 * period_s and late_ms.max() <= 10e3 * period_s
+    assert np.percentile(late_ms, 99) <= 3e3 * period_s and late_ms.max() <= 10e3 * period_s
     assert healthcheck.returncode == 0, f"healthcheck: {health_out}\n{health_err}"
