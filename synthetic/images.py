@@ -35,7 +35,8 @@ def render(class_name: str, domain: str, rng: np.random.Generator, width: int = 
 def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, seed: int = 0, width: int = 640,
                   height: int = 480, quality: int = 90, workers: int = 1) -> dict:
     """Write OUT/<class>/<class>_<seed>_<i>.jpg for every class, OUT/contact_sheet.png and OUT/synth.json.
-    Returns the summary written to synth.json (counts, seconds, images_per_second, ...)."""
+    `quality` is the JPEG quality; stress images come from another camera with its own, lower quality (35-74,
+    capped at `quality`). Returns the summary written to synth.json (counts, seconds, images_per_second...)."""
     check(domain=domain, width=width, height=height, per_class=per_class, seed=seed, quality=quality, workers=workers)
     out = Path(out)
     if out.exists() and not out.is_dir():

@@ -170,7 +170,7 @@ def _glass(c: _Canvas, s: _Surface, absorb=(0.05, 0.025, 0.035), frosted: np.nda
     rim = np.clip((np.abs(s.u) - 0.86) / 0.14, 0, 1) ** 2
     T = np.exp(-np.multiply.outer(thickness, absorb)) * (1 - fresnel - 0.55 * rim)[..., None]
     stripe = np.exp(-(((s.u - 0.55) / 0.07) ** 2)) * 0.45 + np.exp(-(((s.u + 0.72) / 0.05) ** 2)) * 0.25
-    glow = (fresnel * 110 + rim * 35 + (s.spec * 0.9 + stripe) * 255)[..., None]
+    glow = (fresnel * 55 + (s.spec * 0.9 + stripe) * 255)[..., None]  # dark silhouette on light and dark grounds
     if frosted is not None:  # ground-glass joint: scatters, so milky and less transparent
         T = T * (1 - 0.45 * frosted[..., None])
         glow = glow + 70 * frosted[..., None]
@@ -378,23 +378,24 @@ def _bottle_e(c, variant):  # white plastic disinfectant bottle, labelled, red f
     _cap(c, 0.0, 0.17, 0.092, (0.82, 0.08, 0.07), top=(0.05, 0.045))
 
 
-def _gel_bottle(c, variant, tall_cap: bool):
-    """F and G: the same clear bottle of blue gel and blue cap; G has a tall cap, a conical (not rounded)
-    shoulder and more gel."""
-    if tall_cap:
-        cap, neck, level = 0.2, (0.2, 0.26), 0.4
-        shoulder = lambda y: _span(y, 0.26, 0.38, 0.07, 0.165)  # noqa: E731
+def _gel_bottle(c, variant, g: bool):
+    """F and G: the same kind of clear bottle of blue gel with a blue cap. G has a tall narrow cap with a white
+    tamper ring, a conical (not rounded) shoulder and much more gel."""
+    if g:
+        cap, cap_r, neck, level, body_top = 0.22, 0.078, (0.22, 0.28), 0.34, 0.4
+        shoulder = lambda y: _span(y, 0.28, body_top, 0.07, 0.165)  # noqa: E731
     else:
-        cap, neck, level = 0.085, (0.085, 0.15), 0.58
-        shoulder = lambda y: _ellipse(y, 0.3, 0.15, 0.165) * (y < 0.3) * (y >= 0.15)  # noqa: E731
-    body_top = 0.38 if tall_cap else 0.3
+        cap, cap_r, neck, level, body_top = 0.075, 0.095, (0.075, 0.15), 0.62, 0.3
+        shoulder = lambda y: _ellipse(y, body_top, 0.15, 0.165) * (y < body_top) * (y >= 0.15)  # noqa: E731
     r = c.rows(lambda y: np.maximum.reduce([_span(y, *neck, 0.07), shoulder(y), np.maximum(
         _span(y, body_top, 0.97, 0.165), _span(y, 0.97, 1.0, 0.16))]))
     s = _surface(c, r)
     _contents(c, s, level, absorb=(1.4, 0.8, 0.12), scatter=(0.05, 0.2, 0.55))
     c.add(_beads(c, s, level, variant), 0.6, (90, 150, 250))
     _glass(c, s, absorb=(0.02, 0.015, 0.01))
-    _cap(c, 0.0, cap, 0.088, (0.1, 0.28, 0.85), ridges=36)
+    _cap(c, 0.0, cap, cap_r, (0.1, 0.28, 0.85), ridges=36)
+    if g:
+        _cap(c, cap - 0.03, cap, cap_r + 0.006, (0.93, 0.93, 0.9), ridges=0)
 
 
 def _beads(c, s, level, seed):
@@ -431,7 +432,9 @@ def _other(c, variant):
     kind(c, rng)
 
 
-def _maybe_liquid(c, s, rng, lo=0.3, hi=0.85, p=0.75):
+def _liquid(c, s, rng, lo=0.3, hi=0.85, p=1.0):
+    """Contents of a random colour filled to a random level (with probability p). Clear vessels in `other`
+    are almost always filled: an empty clear cylinder would be the drinking glass J."""
     if rng.random() < p:
         absorb, scatter = _LIQUIDS[rng.integers(len(_LIQUIDS))]
         _contents(c, s, rng.uniform(lo, hi), absorb, scatter)
@@ -441,7 +444,7 @@ def _beaker(c, rng):
     rw = rng.uniform(0.36, 0.46)
     r = c.rows(lambda y: _span(y, 0, 0.99, rw))
     s = _surface(c, r)
-    _maybe_liquid(c, s, rng, 0.35, 0.8)
+    _liquid(c, s, rng, 0.35, 0.8)
     _glass(c, s)
     marks = (np.abs(((c.y - 0.2) / 0.1) % 1 - 0.5) > 0.44) & (c.y > 0.15) & (c.y < 0.9) & (np.abs(c.x + 0.1) < 0.06)
     c.add(marks * s.cover, 0.2, 220)
@@ -452,7 +455,7 @@ def _beaker(c, rng):
 def _erlenmeyer(c, rng):
     r = c.rows(lambda y: np.maximum.reduce([_span(y, 0, 0.3, 0.07), _span(y, 0.3, 0.99, 0.07, 0.36)]))
     s = _surface(c, r)
-    _maybe_liquid(c, s, rng, 0.55, 0.85, p=0.9)
+    _liquid(c, s, rng, 0.55, 0.85)
     _glass(c, s)
     _rim(c, 0.07)
 
@@ -460,7 +463,7 @@ def _erlenmeyer(c, rng):
 def _test_tube(c, rng):
     r = c.rows(lambda y: np.maximum(_span(y, 0, 0.94, 0.06), _circle(y, 0.94, 0.06)))
     s = _surface(c, r)
-    _maybe_liquid(c, s, rng, 0.35, 0.8, p=0.85)
+    _liquid(c, s, rng, 0.35, 0.8)
     _glass(c, s)
     if rng.random() < 0.5:
         _cap(c, 0.0, 0.09, 0.068, rng.uniform(0.1, 0.9, 3), ridges=0)
@@ -471,7 +474,7 @@ def _test_tube(c, rng):
 def _pipette(c, rng):
     r = c.rows(lambda y: np.maximum.reduce([_span(y, 0.25, 0.9, 0.025), _span(y, 0.9, 1.0, 0.025, 0.006)]))
     s = _surface(c, r)
-    _maybe_liquid(c, s, rng, 0.6, 0.9, p=0.5)
+    _liquid(c, s, rng, 0.6, 0.9, p=0.5)
     _glass(c, s)
     _bands(c, s, np.arange(0.35, 0.85, 0.05), 0.003, 0.3, 40)
     bulb = c.rows(lambda y: np.maximum(_circle(y, 0.1, 0.09), _span(y, 0.1, 0.26, 0.045)))
@@ -481,7 +484,7 @@ def _pipette(c, rng):
 def _cylinder(c, rng):
     r = c.rows(lambda y: np.maximum(_span(y, 0, 0.93, 0.085), _span(y, 0.93, 1.0, 0.2)))
     s = _surface(c, r)
-    _maybe_liquid(c, s, rng, 0.3, 0.8)
+    _liquid(c, s, rng, 0.3, 0.8)
     _glass(c, s)
     _bands(c, s, np.arange(0.12, 0.9, 0.04), 0.003, 0.35, 30)
     _rim(c, 0.085)
@@ -517,16 +520,16 @@ def _bowl(c, rng):
     if rng.random() < 0.5:
         _opaque(c, s, rng.uniform(0.2, 0.95, 3), gloss=0.5)
     else:
-        _maybe_liquid(c, s, rng, 0.3, 0.6, p=0.7)
+        _liquid(c, s, rng, 0.3, 0.6)
         _glass(c, s)
     _rim(c, rw, ratio=0.12)
 
 
-def _petri(c, rng):  # always with a medium in it: an empty one seen edge-on would be a drinking glass (J)
+def _petri(c, rng):  # with a medium in it
     rw = rng.uniform(1.6, 2.2)
     r = c.rows(lambda y: _span(y, 0.0, 0.99, rw))
     s = _surface(c, r)
-    _maybe_liquid(c, s, rng, 0.4, 0.6, p=1.0)
+    _liquid(c, s, rng, 0.4, 0.6)
     _glass(c, s)
     _rim(c, rw, ratio=0.08)
 
@@ -534,7 +537,7 @@ def _petri(c, rng):  # always with a medium in it: an empty one seen edge-on wou
 def _vial(c, rng):
     r = c.rows(lambda y: np.maximum(_span(y, 0.25, 1.0, 0.2), _span(y, 0.18, 0.25, 0.13, 0.2)))
     s = _surface(c, r)
-    _maybe_liquid(c, s, rng, 0.4, 0.85, p=0.8)
+    _liquid(c, s, rng, 0.4, 0.85, p=0.8)
     _glass(c, s, absorb=rng.choice([(0.05, 0.025, 0.035), (0.2, 0.5, 1.2)]))
     cap = rng.choice([(0.95, 0.95, 0.95), (0.15, 0.15, 0.15), (0.9, 0.8, 0.1), (0.2, 0.6, 0.2)])
     _cap(c, 0.0, 0.19, 0.15, cap, ridges=40)
@@ -559,7 +562,7 @@ def _wash_bottle(c, rng):
     color = rng.choice([(0.9, 0.9, 0.85), (0.85, 0.9, 0.95)])
     r = c.rows(lambda y: np.maximum.reduce([_span(y, 0.2, 0.3, 0.07, 0.2), _span(y, 0.3, 1.0, 0.22)]))
     s = _surface(c, r, shininess=20)
-    _maybe_liquid(c, s, rng, 0.4, 0.7, p=1.0)
+    _liquid(c, s, rng, 0.4, 0.7)
     _glass(c, s, absorb=(0.6, 0.6, 0.65))
     c.add(np.clip(0.5 - np.abs(c.x - 0.15 + 0.5 * c.y) * c.px / 3, 0, 1) * (c.y < 0.2) * (c.y > 0.0), 0.0,
           np.asarray(color) * 200)  # the spout tube
@@ -582,7 +585,7 @@ _OTHER_KINDS = (_beaker, _erlenmeyer, _test_tube, _pipette, _cylinder, _can, _mu
 
 _DESIGNS: dict[str, Callable[[_Canvas, int], None]] = {
     "A": _flask_a, "B": _flask_b, "C": _flask_c, "D": _flask_d, "E": _bottle_e,
-    "F": lambda c, v: _gel_bottle(c, v, tall_cap=False), "G": lambda c, v: _gel_bottle(c, v, tall_cap=True),
+    "F": lambda c, v: _gel_bottle(c, v, g=False), "G": lambda c, v: _gel_bottle(c, v, g=True),
     "J": _glass_j, "other": _other,
 }
 

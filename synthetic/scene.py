@@ -100,7 +100,7 @@ _CASTS = np.array([[1.0, 0.96, 0.89], [0.94, 1.0, 0.95], [0.92, 0.97, 1.0], [1.0
 
 def _stress(rng, width, height) -> Scene:
     cast = _CASTS[rng.integers(len(_CASTS))] * (1 + rng.uniform(-0.02, 0.02, 3))
-    gain = rng.uniform(0.75, 1.0) * cast / cast.max()
+    gain = rng.uniform(0.6, 0.85) * cast / cast.max()
     dark = (rng.uniform(0, np.pi * 2), rng.uniform(-0.3, 0.3), rng.uniform(0.25, 0.5)) if rng.random() < 0.4 else None
     light = _light_map(rng, width, height, gain, vignette=rng.uniform(0.1, 0.35), spot=rng.uniform(0.0, 0.4), dark=dark)
     murk = rng.uniform(15, 40) * np.array([1.0, 0.95, 0.8]) * (1 + rng.uniform(-0.15, 0.15, 3))
@@ -143,7 +143,7 @@ def _light_map(rng, width, height, gain, vignette: float, spot: float, dark) -> 
 def _clutter(rng, width, height) -> np.ndarray:
     """A busy lab background: shelves, boxes, papers, bottles and cables, out of focus, and a bench top."""
     w, h = max(16, width // 4), max(12, height // 4)  # drawn small: it is out of focus anyway
-    base = rng.uniform(90, 215) * (1 + rng.uniform(-0.2, 0.2, 3))
+    base = rng.uniform(150, 230) * (1 + rng.uniform(-0.1, 0.1, 3))
     img = np.repeat(np.clip(base * np.linspace(1.1, 0.8, h)[:, None, None], 0, 255).astype(np.uint8), w, axis=1)
     n = int(rng.integers(14, 30))
     muted = rng.uniform(30, 200, (n, 1)) * (1 + rng.uniform(-0.2, 0.2, (n, 3)))
@@ -159,16 +159,16 @@ def _clutter(rng, width, height) -> np.ndarray:
         else:
             cv2.line(img, (x, y), (x + sx * 2 - w // 3, y + sy * 2 - h // 2), color, 1 + int(kind * 8) % 2)
     bench = int(h * rng.uniform(0.45, 0.8))
-    top = rng.uniform(70, 190) * (1 + rng.uniform(-0.2, 0.2, 3))
+    top = rng.uniform(140, 220) * (1 + rng.uniform(-0.1, 0.1, 3))
     img[bench:] = np.clip(top * np.linspace(0.85, 1.1, h - bench)[:, None, None], 0, 255).astype(np.uint8)
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.2, 2.5))  # out of focus behind the object
-    keep = rng.uniform(0.4, 0.7)  # of the clutter's contrast: it is far away, in murky air
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1.5, 3.0))  # out of focus behind the object
+    keep = rng.uniform(0.15, 0.35)  # of the clutter's contrast: it is far away, in murky air
     img = cv2.addWeighted(img, keep, np.full_like(img, base.astype(np.uint8)), 1 - keep, 0)
     img = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:  # tiles or a pegboard: sharp, regular texture the lab never had
         scale = width / 640
         step = max(4, int(rng.uniform(14, 40) * scale))
-        shade = np.clip(base * rng.uniform(0.75, 1.25), 0, 255).astype(int).tolist()
+        shade = np.clip(base * rng.uniform(0.85, 1.15), 0, 255).astype(int).tolist()
         wall = bench * height // h
         thick = max(1, int(scale))
         for x in range(int(rng.integers(step)), width, step):

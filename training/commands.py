@@ -9,27 +9,29 @@ from pathlib import Path
 
 def register(subparsers) -> None:
     from glassware.training.bench import register_bench
-    from glassware.training.run import MODELS, MONITORS, TrainConfig
+    from glassware.training import run
 
-    _register_train(subparsers, TrainConfig, MODELS, MONITORS)
+    _register_train(subparsers, run)
     _register_evaluate(subparsers)
     register_bench(subparsers)
 
 
-def _register_train(subparsers, config_class, model_choices, monitor_choices) -> None:
-    d = {f.name: f.default for f in dataclasses.fields(config_class)}
+def _register_train(subparsers, run) -> None:
+    """Options mirror `run.TrainConfig`, whose defaults they show."""
+    d = {f.name: f.default for f in dataclasses.fields(run.TrainConfig)}
     p = subparsers.add_parser("train", help="train the paper's VGG CNN or a MobileNet on a folder of class sub-folders")
     p.add_argument("--data", required=True, dest="data_dir", help="dataset: one sub-folder of images per class")
     p.add_argument("--out", required=True, help="run directory to create (must be new or empty unless --resume)")
-    p.add_argument("--model", choices=model_choices, default=d["model"], help="(default: %(default)s)")
+    p.add_argument("--model", choices=run.MODELS, default=d["model"], help="(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d["epochs"],
                    help="maximum epochs; pretrained mobilenet: of phase 1, the new head (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint (epoch, optimizer, early stopping)")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"],
+                   help="(default: " + ", ".join(f"{v} for {k}" for k, v in run.DEFAULT_BATCH_SIZE.items()) + ")")
     p.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam (default: %(default)s)")
     p.add_argument("--patience", type=int, default=d["patience"],
                    help="early stopping: epochs without improvement (default: %(default)s)")
-    p.add_argument("--monitor", choices=monitor_choices, default=d["monitor"],
+    p.add_argument("--monitor", choices=run.MONITORS, default=d["monitor"],
                    help="early stopping and best-epoch metric (default: %(default)s)")
     p.add_argument("--val-fraction", type=float, default=d["val_fraction"], help="(default: %(default)s)")
     p.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
@@ -48,7 +50,7 @@ def _register_train(subparsers, config_class, model_choices, monitor_choices) ->
                    help="top layers of the base unfrozen in phase 2 (default: %(default)s)")
     g.add_argument("--fine-tune-learning-rate", type=float, default=d["fine_tune_learning_rate"],
                    help="(default: %(default)s)")
-    p.set_defaults(func=_train, config_class=config_class)
+    p.set_defaults(func=_train, config_class=run.TrainConfig)
 
 
 def _register_evaluate(subparsers) -> None:

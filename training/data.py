@@ -199,7 +199,8 @@ def _build(data_dir: Path, scan: Scan, spec: Preprocessing, val_fraction: float,
     paths = [scan.files[i][0] for i in readable]
     labels = np.array([scan.files[i][1] for i in readable], np.int64)
     _check_class_sizes(scan, labels, skipped)
-    x = x[readable]
+    if skipped:
+        x = x[readable]
     prints = [Fingerprint(path, *ids[i], perceptual_hash(image)) for path, i, image in zip(paths, readable, x)]
     train, val = stratified_split(labels, val_fraction, seed)
     leakage = check_leakage([prints[i] for i in train], [prints[i] for i in val])

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 
@@ -21,8 +22,10 @@ def plot_training_curves(history: list[dict], path: str | Path, title: str = "")
         for prev, row in zip(history, history[1:]):
             if row.get("phase") != prev.get("phase"):
                 ax.axvline(row["epoch"] + 0.5, color="grey", ls="--", lw=1)
-                ax.text(row["epoch"] + 0.6, ax.get_ylim()[1], row["phase"], va="top", fontsize=8, color="grey")
+                ax.text(row["epoch"] + 0.6, 0.98, row["phase"], transform=ax.get_xaxis_transform(), va="top",
+                        fontsize=8, color="grey")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()

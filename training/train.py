@@ -173,6 +173,8 @@ def _open_run_dir(out: Path, config: TrainConfig, resume: bool) -> dict | None:
         raise RunError(f"--out {out} is a file")
     state_file = out / "checkpoints" / "state.json"
     if resume and state_file.is_file():
+        if not (out / "checkpoints" / "last.keras").is_file():
+            raise RunError(f"{out}: checkpoints/state.json without last.keras; cannot resume (start a new --out)")
         state = json.loads(state_file.read_text())
         before = state["config"]
         if before["model"] != config.model or Path(before["data_dir"]).resolve() != Path(config.data_dir).resolve():
@@ -274,16 +276,28 @@ def _finish(out: Path, model: keras.Model, config: TrainConfig, data, spec: Prep
     if best.is_file():
         model.load_weights(best)
     model.save(out / "model.keras")
-    history = state["history"]
+    _write_history(out, state["history"], title=f"{config.model} on {Path(config.data_dir).name}")
+    info = _run_info(model, config, data, spec, state, strategy)
+    _write_json(out / "run.json", info)
+    return info
+
+
+def _write_history(out: Path, history: list[dict], title: str) -> None:
     with open(out / "history.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
         writer.writeheader()
         writer.writerows(history)
-    plot_training_curves(history, out / "training_curves.png", title=f"{config.model} on {Path(config.data_dir).name}")
+    plot_training_curves(history, out / "training_curves.png", title=title)
+
+
+def _run_info(model: keras.Model, config: TrainConfig, data, spec: Preprocessing, state: dict,
+              strategy: tf.distribute.Strategy) -> dict:
+    """run.json (docs/architecture.md, "Training run directory")."""
+    history = state["history"]
     # Steady state: leave out each phase's first epoch (graph tracing); the median shrugs off a resume's.
     steady = ([row["images_per_second"] for prev, row in zip(history, history[1:]) if row["phase"] == prev["phase"]]
               or [row["images_per_second"] for row in history])
-    info = {
+    return {
         "schema": RUN_SCHEMA,
         "model": config.model,
         "model_options": state["model_options"],
@@ -311,8 +325,6 @@ def _finish(out: Path, model: keras.Model, config: TrainConfig, data, spec: Prep
                      "replicas": strategy.num_replicas_in_sync,
                      "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}},
     }
-    _write_json(out / "run.json", info)
-    return info
 
 
 def _write_json(path: Path, obj: dict) -> None:
