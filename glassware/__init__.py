@@ -9,4 +9,11 @@ Sub-packages (each in its own top-level folder of the repository):
 The core modules here (preprocessing, metrics, errors) need only NumPy and OpenCV.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# TensorFlow turns its oneDNN kernels on by default only on some Intel CPUs; on a 2-core AMD EPYC they train
+# the VGG ~1.5x faster (15 vs 22 CPU-ms per image). Set here, before any sub-package imports TensorFlow;
+# an explicit TF_ENABLE_ONEDNN_OPTS=0 still wins.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

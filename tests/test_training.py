@@ -145,6 +145,7 @@ def test_run_directory_is_as_documented(vgg_run):
     assert info["augmentation"]["rotation"] == 40 and info["images_per_second"] > 0
     rows = list(csv.DictReader((vgg_run / "history.csv").open()))
     assert len(rows) == info["epochs_run"] and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+    assert float(rows[-1]["learning_rate"]) < 0.2 * float(rows[0]["learning_rate"])  # cosine schedule by default
     best = min(rows, key=lambda r: float(r["val_loss"]))  # early stopping restored the best epoch
     assert int(best["epoch"]) == info["best_epoch"]
     for name in ("model.keras", "training_curves.png", "checkpoints/last.keras", "checkpoints/state.json",

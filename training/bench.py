@@ -46,9 +46,6 @@ def register_bench(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    # TensorFlow enables its oneDNN kernels by default only on some Intel CPUs; on this 2-core AMD EPYC they
-    # train the VGG ~1.5x faster (15 vs 22 CPU-ms per image). Set TF_ENABLE_ONEDNN_OPTS=0 to compare.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     result = bench_train(args.out, data_dir=args.data, images=args.images, epochs=args.epochs,
                          batch_size=args.batch_size, seed=args.seed)
     print(markdown_table(result))

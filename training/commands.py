@@ -29,6 +29,8 @@ def _register_train(subparsers, run) -> None:
     p.add_argument("--batch-size", type=int, default=d["batch_size"],
                    help="(default: " + ", ".join(f"{v} for {k}" for k, v in run.DEFAULT_BATCH_SIZE.items()) + ")")
     p.add_argument("--learning-rate", type=float, default=d["learning_rate"], help="Adam (default: %(default)s)")
+    p.add_argument("--lr-schedule", choices=run.LR_SCHEDULES, default=d["lr_schedule"],
+                   help="learning rate over each phase (default: %(default)s)")
     p.add_argument("--patience", type=int, default=d["patience"],
                    help="early stopping: epochs without improvement (default: %(default)s)")
     p.add_argument("--monitor", choices=run.MONITORS, default=d["monitor"],

@@ -72,18 +72,21 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                                 augmentation=augmentation, seed=config.seed)
         val_ds = make_dataset(data.val.x, data.val.y, config.batch_size, training=False)
         checkpoint = RunCheckpoint(out, state, config, n_train=len(data.train.y))
-        _run_phases(model, config, state, resumed, train_ds, val_ds, checkpoint)
+        steps_per_epoch = -(-len(data.train.y) // config.batch_size)
+        _run_phases(model, config, state, resumed, train_ds, val_ds, checkpoint, steps_per_epoch)
     return _finish(out, model, config, data, spec, state, strategy)
 
 
 def _run_phases(model: keras.Model, config: TrainConfig, state: dict, resumed: bool, train_ds, val_ds,
-                checkpoint: "RunCheckpoint") -> None:
+                checkpoint: "RunCheckpoint", steps_per_epoch: int) -> None:
     """Fit each phase not yet done; a resumed model continues its current phase where it stopped."""
     for index, phase in enumerate(_phases(config, state["model_options"])):
         if index < state["phase_index"]:
             continue
         if index > state["phase_index"] or not resumed:
-            _start_phase(model, phase, index, config, state, checkpoint.dir)
+            _start_phase(model, phase, index, config, state, checkpoint.dir, steps_per_epoch)
+        elif config.lr_schedule == "cosine":  # resumed mid-phase, maybe with more --epochs: stretch the curve
+            model.optimizer.learning_rate = _learning_rate(phase, config, steps_per_epoch)
         end = state["phase_start"] + phase.epochs
         if state["stopped"] or state["epoch"] >= end:
             log.info("phase %s already complete (epoch %d%s)", phase.name, state["epoch"],
@@ -221,7 +224,7 @@ def _phases(config: TrainConfig, model_options: dict) -> list[Phase]:
 
 
 def _start_phase(model: keras.Model, phase: Phase, index: int, config: TrainConfig, state: dict,
-                 checkpoints: Path) -> None:
+                 checkpoints: Path, steps_per_epoch: int) -> None:
     """Set what trains in this phase and compile a fresh optimizer; fine-tuning starts from the best head."""
     best = checkpoints / "best.weights.h5"
     if index > 0 and best.is_file():
@@ -231,12 +234,21 @@ def _start_phase(model: keras.Model, phase: Phase, index: int, config: TrainConf
         base.trainable = False
     elif phase.name == "fine_tune":
         models.set_fine_tune(base, config.fine_tune_layers)
-    model.compile(optimizer=keras.optimizers.Adam(phase.learning_rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(phase, config, steps_per_epoch)),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     trainable = sum(int(tf.size(w)) for w in model.trainable_weights)
     log.info("phase %s: %d epochs at learning rate %g, %d trainable parameters", phase.name, phase.epochs,
              phase.learning_rate, trainable)
     state.update(phase_index=index, phase=phase.name, phase_start=state["epoch"], wait=0, stopped=False)
+
+
+def _learning_rate(phase: Phase, config: TrainConfig, steps_per_epoch: int):
+    """The phase's rate, constant or cosine-decayed to 1 % over its epochs. A schedule lives in the optimizer,
+    which the checkpoint saves with its step count, so a resumed run continues on the same curve."""
+    if config.lr_schedule == "constant":
+        return phase.learning_rate
+    return keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=phase.epochs * steps_per_epoch,
+                                                  alpha=0.01)
 
 
 def _backbone(model: keras.Model) -> keras.Model | None:
