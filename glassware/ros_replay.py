@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,30 +21,12 @@ import numpy as np
 from glassware.edge_runtime import replay
 from glassware.edge_runtime.bundle import UNKNOWN, Bundle
 from glassware.errors import GlasswareError
+from glassware.ros_env import INSTALL, ros_environment
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
-INSTALL = REPO / "ros2_ws" / "install"
-PROFILE = INSTALL / "glassware_vision" / "share" / "glassware_vision" / "config" / "fastdds_large_images.xml"
 IMAGE_TOPIC = "/camera/image_raw"
 NODE = "glassware_classifier"
-
-
-def ros_environment(log_dir: Path) -> dict[str, str]:
-    """This environment with the workspace sourced, a private domain and loopback-only DDS."""
-    setup = INSTALL / "setup.bash"
-    if not setup.exists():
-        raise GlasswareError(f"{setup} not found: build the ROS 2 workspace first (bash setup.sh)")
-    sourced = subprocess.run(["bash", "-c", f"source {setup} && env -0"], capture_output=True, check=True).stdout
-    env = dict(line.split("=", 1) for line in sourced.decode().split("\0") if "=" in line)
-    env["AMENT_PREFIX_PATH"] = f"{env.get('AMENT_PREFIX_PATH', '')}:{sys.prefix}"
-    env["ROS_DOMAIN_ID"] = str(101 + os.getpid() % 100)
-    env["ROS_LOG_DIR"] = str(log_dir)
-    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
-    for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
-        env.pop(name, None)  # they would override the profile's loopback transports
-    return env
 
 
 def _start(executable: str, args: list[str], env: dict, log_file: Path) -> subprocess.Popen:
@@ -67,7 +48,7 @@ def _stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
 def run(video: Path, bundle_dir: Path, out: Path, timeout_s: float = 600.0) -> dict:
     """Replay `video` at its recorded rate through the node; write replay.json and timeline.png into `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    env = ros_environment(out / "ros_log")
+    env = ros_environment(out / "ros_log", domain_id=81 + os.getpid() % 21)  # 81-101: clear of the tests
     records = out / "recorder.jsonl"
     node = _start("classifier_node", ["--ros-args", "-p", f"bundle:={bundle_dir}", "-r", f"__node:={NODE}",
                                       "-r", f"image:={IMAGE_TOPIC}"], env, out / "classifier_node.log")

@@ -20,7 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from ros_harness import INSTALL, PROFILE, WORKSPACE, start_classifier, wait_until
+
+from glassware.ros_env import INSTALL, WORKSPACE, ros_environment
+from ros_harness import start_classifier, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -32,17 +34,8 @@ def ros_env(tmp_path_factory) -> dict[str, str]:
     build = subprocess.run(["bash", str(WORKSPACE / "build.sh")], capture_output=True, text=True)
     if build.returncode:
         pytest.fail(f"ros2_ws/build.sh failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}")
-    sourced = subprocess.run(["bash", "-c", f"source {INSTALL / 'setup.bash'} && env -0"],
-                             capture_output=True, check=True).stdout.decode()
-    env = dict(line.split("=", 1) for line in sourced.split("\0") if "=" in line)
-    env["AMENT_PREFIX_PATH"] = f"{env['AMENT_PREFIX_PATH']}:{sys.prefix}"  # the ROS wheels' own packages
-    env["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
-    env["ROS_LOG_DIR"] = str(tmp_path_factory.mktemp("ros_log"))
-    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
-    env["PYTHONUNBUFFERED"] = "1"
-    for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
-        env.pop(name, None)  # they would override the profile's transports
-
+    env = ros_environment(tmp_path_factory.mktemp("ros_log"), domain_id=1 + os.getpid() % 80)  # 1-80; demo 81-101
+    env["PYTHONUNBUFFERED"] = "1"  # a failing node's last prints are in its log
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(env)

@@ -5,14 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-WORKSPACE = REPO / "ros2_ws"
-INSTALL = WORKSPACE / "install"
-PROFILE = WORKSPACE / "src" / "glassware_vision" / "config" / "fastdds_large_images.xml"
 NS = "/test"  # namespace of the nodes under test
 STARTUP_S = 60.0  # a node process imports LiteRT/ONNX Runtime and loads the bundle; 2 busy cores are slow
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from ros_harness import INSTALL
+from glassware.ros_env import INSTALL
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

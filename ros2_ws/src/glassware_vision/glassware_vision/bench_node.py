@@ -225,13 +225,19 @@ class Feeder:
 
 
 def _run_naive_node(bundle: Path, ros_args: list[str]) -> int:
+    from glassware_vision.spin import run_node
+
+    return run_node(lambda: _naive_node(bundle), [sys.argv[0], *ros_args])
+
+
+def _naive_node(bundle: Path):
     """The baseline: Keras `predict` per message in the callback, default QoS. Not for production."""
     import keras
     import rclpy
     from glassware.edge_runtime.bundle import Bundle
+    from glassware.errors import BundleError
     from glassware.preprocessing import preprocess_frame
     from glassware_vision_msgs.msg import Classification
-    from rclpy.executors import ExternalShutdownException
     from sensor_msgs.msg import Image
 
     from glassware_vision.messages import frame_of
@@ -239,11 +245,9 @@ def _run_naive_node(bundle: Path, ros_args: list[str]) -> int:
     loaded = Bundle.load(bundle)
     keras_file = next((name for name in loaded.manifest["files"] if name.endswith(".keras")), None)
     if keras_file is None:
-        print(f"bench_node: {bundle} has no .keras model for the naive baseline", file=sys.stderr)
-        return 2
+        raise BundleError(f"{bundle} has no .keras model for the naive baseline")
     model = keras.models.load_model(loaded.path / keras_file, compile=False)
     spec, class_names = loaded.preprocessing, loaded.class_names
-    rclpy.init(args=[sys.argv[0], *ros_args])
     node = rclpy.create_node("naive_classifier")
     publisher = node.create_publisher(Classification, "~/classification", 10)
 
@@ -255,14 +259,7 @@ def _run_naive_node(bundle: Path, ros_args: list[str]) -> int:
                                          confidence=float(scores[top]), class_names=class_names))
 
     node.create_subscription(Image, "image", on_image, 10)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return node
 
 
 def table(figures: dict) -> str:

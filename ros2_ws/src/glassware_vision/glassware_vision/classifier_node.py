@@ -17,17 +17,16 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from glassware.edge_runtime.classifier import Classifier
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
-from glassware.errors import BundleError, FrameFormatError, GlasswareError, ImageDecodeError
+from glassware.errors import BundleError, FrameFormatError, ImageDecodeError
 from glassware_vision_msgs.msg import Classification
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from glassware_vision.messages import bgr_of, classification_msg, draw_label, frame_of, image_msg
+from glassware_vision.spin import run_node
 from glassware_vision.stats import StreamStats, diagnostic_status
 
 # REP-2003: sensor data is consumed best effort; depth 1 because only the newest frame matters.
@@ -185,21 +184,7 @@ class ClassifierNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ClassifierNode()
-        rclpy.spin(node)
-    except (GlasswareError, ParameterException) as e:
-        print(f"classifier_node: cannot start: {e}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 1 if node is not None and node.failed else 0
+    return run_node(ClassifierNode, args)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ import argparse
 import json
 import sys
 
-import rclpy
 from glassware_vision_msgs.msg import Classification
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
+
+from glassware_vision.spin import run_node
 
 
 def _ns(stamp) -> int:
@@ -54,17 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recorder", description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON-lines file to write")
     args, ros_args = parser.parse_known_args(argv)
-    rclpy.init(args=[sys.argv[0], *ros_args])
     with open(args.out, "w") as out:
-        node = Recorder(out)
-        try:
-            rclpy.spin(node)
-        except (KeyboardInterrupt, ExternalShutdownException):
-            pass
-        finally:
-            node.destroy_node()
-            rclpy.try_shutdown()
-    return 0
+        return run_node(lambda: Recorder(out), [sys.argv[0], *ros_args])
 
 
 if __name__ == "__main__":

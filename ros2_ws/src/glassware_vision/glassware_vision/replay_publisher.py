@@ -12,19 +12,17 @@ import threading
 import time
 
 import cv2
-import rclpy
 from glassware.edge_runtime.sources import open_source
 from glassware.errors import GlasswareError, ImageDecodeError
 from glassware.preprocessing import decode_image, frame_to_rgb
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from glassware_vision.messages import bgr_of, compressed_msg, image_msg
 from glassware_vision.sources import bag_messages, bag_topic, is_bag
+from glassware_vision.spin import run_node
 
 PROGRESS_PERIOD_S = 5.0
 
@@ -138,37 +136,8 @@ class ReplayPublisher(Node):
                                       "publishing anyway")
 
 
-def _spin(executor: SingleThreadedExecutor) -> None:
-    try:
-        executor.spin()
-    except ExternalShutdownException:
-        pass
-
-
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = ReplayPublisher()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)  # parameter services and the like, while this thread publishes
-        spinner = threading.Thread(target=_spin, args=(executor,))
-        spinner.start()
-        try:
-            node.run()
-        finally:
-            executor.shutdown()
-            spinner.join()
-    except (GlasswareError, ParameterException) as e:
-        print(f"replay_publisher: cannot start: {e}", file=sys.stderr)
-        return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ReplayPublisher, args, work=ReplayPublisher.run)  # publishes from this thread until done
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Videos and image folders come from `glassware.edge_runtime.sources` (the same reader `glassware replay` uses).
 rosbag2 files are read here as ROS messages, so a replay republishes exactly what was recorded: the header
-(stamp and frame_id) and, for CompressedImage, the encoded bytes untouched.
+(stamp and frame_id) and, for CompressedImage, the encoded bytes untouched. The edge runtime's RosbagSource
+turns a bag into frames for a classifier instead (an array or bytes and a float stamp, no frame_id).
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from glassware.edge_runtime.sources import SourceError
+from glassware.edge_runtime.sources import BAG_SUFFIXES, COMPRESSED_MSG, IMAGE_MSG, SourceError
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
-IMAGE_TYPES = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CompressedImage": CompressedImage}
+IMAGE_TYPES = {IMAGE_MSG: Image, COMPRESSED_MSG: CompressedImage}
 
 
 def is_bag(path: str | Path) -> bool:
     """rosbag2 = a folder with metadata.yaml, or a single .db3/.mcap file."""
     path = Path(path)
-    return (path / "metadata.yaml").is_file() or path.suffix in (".db3", ".mcap")
+    return (path / "metadata.yaml").is_file() or path.suffix in BAG_SUFFIXES
 
 
 def bag_topic(path: str | Path, topic: str = "") -> str:

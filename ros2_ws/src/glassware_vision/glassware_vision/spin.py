@@ -1,0 +1,69 @@
+"""How every glassware_vision executable runs its node: start rclpy, spin until SIGINT/SIGTERM, shut down cleanly.
+
+rclpy.init installs handlers for SIGINT and SIGTERM that shut the context down; a spinning executor then raises
+ExternalShutdownException (KeyboardInterrupt if Python sees the SIGINT first). Both are a normal stop.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import rclpy
+from glassware.errors import GlasswareError
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+N = TypeVar("N", bound=Node)
+
+
+def run_node(make_node: Callable[[], N], args: list[str] | None = None,
+             work: Callable[[N], None] | None = None) -> int:
+    """rclpy.init(args), make the node, spin it until SIGINT, SIGTERM or shutdown; then destroy it and shut down.
+
+    With `work`, this thread runs `work(node)` instead while a background executor serves the node (parameter
+    services and the like); the node stops when `work` returns.
+    Exit code: 0; 2 on a GlasswareError or bad parameter (e.g. a missing or tampered bundle), told in one line
+    on stderr; 1 if the node set `failed` (it shut itself down on a bug).
+    """
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = make_node()
+        if work is None:
+            rclpy.spin(node)
+        else:
+            _work_while_spinning(node, work)
+    except (GlasswareError, ParameterException) as e:
+        print(f"{Path(sys.argv[0]).stem}: {'cannot start' if node is None else 'stopped'}: {e}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 1 if getattr(node, "failed", False) else 0
+
+
+def _work_while_spinning(node: N, work: Callable[[N], None]) -> None:
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=_spin, args=(executor,))
+    spinner.start()
+    try:
+        work(node)
+    finally:
+        executor.shutdown()
+        spinner.join()
+
+
+def _spin(executor: SingleThreadedExecutor) -> None:
+    try:
+        executor.spin()
+    except ExternalShutdownException:
+        pass
