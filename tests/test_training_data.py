@@ -267,10 +267,10 @@ def test_augmentation_config_switches_layers_off_and_rejects_unknown_keys():
     from glassware.training.augment import AUGMENTATION_DEFAULTS, augmentation_config, make_augmentation
 
     names = [type(layer).__name__ for layer in make_augmentation().layers]
-    assert names == ["RandomAffine", "RandomBrightness", "RandomContrast"]
+    assert names == ["RandomAffine", "RandomBrightness", "RandomContrast", "RandomBackdrop"]
     assert "RandomBrightness" not in [type(layer).__name__ for layer in make_augmentation({"brightness": 0}).layers]
     assert augmentation_config({"brightness": 0})["rotation"] == AUGMENTATION_DEFAULTS["rotation"]
-    off = {key: 0 for key in ("rotation", "shift", "shear", "zoom", "brightness", "contrast")}
+    off = {key: 0 for key in ("rotation", "shift", "shear", "zoom", "brightness", "contrast", "backdrop")}
     assert make_augmentation(off).layers == []
     with pytest.raises(GlasswareError, match="unknown augmentation keys"):
         make_augmentation({"hue": 0.1})
@@ -287,7 +287,7 @@ def dot_positions(config, offset=(0, 0), n=64):
     images = np.zeros((n, 151, 151, 3), np.float32)
     images[:, 75 + offset[0], 75 + offset[1]] = 255
     blurred = np.stack([cv2.GaussianBlur(img, (0, 0), 2) for img in images])  # survives bilinear resampling
-    out = apply_augmentation(make_augmentation({**config, "brightness": 0, "contrast": 0}), tf.constant(blurred),
+    out = apply_augmentation(make_augmentation({**config, "brightness": 0, "contrast": 0, "backdrop": 0}), tf.constant(blurred),
                              tf.constant([3, 4], tf.int64)).numpy().sum(axis=3)
     return np.array([np.unravel_index(np.argmax(img), img.shape) for img in out]) - 75
 
@@ -317,10 +317,15 @@ def test_photometric_layers_keep_flat_images_in_range(level):
 
     off = {"rotation": 0, "shift": 0, "shear": 0, "zoom": 0}
     flat = tf.fill((16, 150, 150, 3), float(level))
-    out = apply_augmentation(make_augmentation({**off, "brightness": 0.5, "contrast": 0.5}), flat,
+    out = apply_augmentation(make_augmentation({**off, "brightness": 0.5, "contrast": 0.5, "backdrop": 0}), flat,
                              tf.constant([1, 2], tf.int64)).numpy()
     assert out.min() >= 0 and out.max() <= 255
     assert len(np.unique(out.mean(axis=(1, 2, 3)).round(3))) > 1  # brightness moved the images differently
+    only_backdrop = {**off, "brightness": 0, "contrast": 0, "backdrop": 0.5}
+    out = apply_augmentation(make_augmentation(only_backdrop), flat, tf.constant([1, 2], tf.int64)).numpy()
+    assert out.min() >= 0 and out.max() <= 255
+    assert np.median(out.std(axis=(1, 2))) > 2  # it varies across each picture, unlike brightness
+    assert np.abs(out - level).max() <= 0.5 * 255 + 1e-3  # a blend of at most half a field
 
 
 # --- bench-train ---------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Training-time augmentation with Keras 3 preprocessing layers.
 
-The paper's geometric augmentation (rotation <= 40 degrees, shifts, shear and zoom <= 20 %) plus the fix its
-authors named but never tried: random brightness and contrast. Every layer works on float pixels in 0..255
+The paper's geometric augmentation (rotation <= 40 degrees, shifts, shear and zoom <= 20 %), the fix its
+authors named but never tried (random brightness and contrast), and smooth colour fields blended in, which
+stand for the light and backgrounds a lab photo never shows (murky air, colour casts, out-of-focus clutter).
+Every layer works on float pixels in 0..255
 (the model scales them itself) and keeps them there: the warp interpolates bilinearly, so outputs stay within
 the inputs' range, and brightness/contrast clip to `value_range=(0, 255)`.
 """
@@ -24,10 +26,12 @@ AUGMENTATION_DEFAULTS: dict = {
     "zoom": 0.2,  # scale in [1 - zoom, 1 + zoom], aspect kept (paper)
     "brightness": 0.3,  # fraction of 0..255 added or removed (the paper's proposed fix)
     "contrast": 0.3,  # contrast factor in [1 - c, 1 + c] (the paper's proposed fix)
+    "backdrop": 0.4,  # at most this weight of a smooth random colour field blended into the image
     "fill_mode": "nearest",  # pixels moved in from outside continue the edge: the white table, no mirrored objects
 }
 VALUE_RANGE = (0, 255)
-_LIMITS = {"rotation": 180.0, "shift": 1.0, "shear": 1.0, "zoom": 0.9, "brightness": 1.0, "contrast": 1.0}
+_LIMITS = {"rotation": 180.0, "shift": 1.0, "shear": 1.0, "zoom": 0.9, "brightness": 1.0, "contrast": 1.0,
+           "backdrop": 1.0}
 _FILL_MODES = ("nearest", "reflect", "mirror", "wrap", "constant")
 
 
@@ -46,7 +50,7 @@ def augmentation_config(config: dict | None = None) -> dict:
 
 
 def make_augmentation(config: dict | None = None) -> keras.Sequential:
-    """A Sequential of the enabled augmentation layers: one geometric warp, then brightness and contrast."""
+    """A Sequential of the enabled augmentation layers: one geometric warp, brightness, contrast, backdrop."""
     c = augmentation_config(config)
     layers = []
     if any(c[key] for key in ("rotation", "shift", "shear", "zoom")):
@@ -55,6 +59,8 @@ def make_augmentation(config: dict | None = None) -> keras.Sequential:
         layers.append(keras.layers.RandomBrightness(c["brightness"], value_range=VALUE_RANGE))
     if c["contrast"]:
         layers.append(keras.layers.RandomContrast(c["contrast"], value_range=VALUE_RANGE))
+    if c["backdrop"]:
+        layers.append(RandomBackdrop(c["backdrop"]))
     return keras.Sequential(layers, name="augmentation")
 
 
@@ -119,6 +125,42 @@ class RandomAffine(keras.layers.Layer):
             return images
         return ops.image.affine_transform(images, transformation["transform"], interpolation="bilinear",
                                           fill_mode=self.fill_mode)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class RandomBackdrop(keras.layers.Layer):
+    """Blend a smooth random colour field into each image, with a random weight in [0, strength].
+
+    Brightness and contrast change the whole picture alike; the stress domain also varies across it: a murky
+    colour cast, a darker corner, blurred shapes behind the object. A field of random colours on a coarse
+    grid, bilinearly enlarged, is that kind of variation, and needs no mask of where the object is.
+    """
+
+    def __init__(self, strength: float = 0.4, grid: tuple[int, int] = (5, 5), seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.strength, self.grid = strength, grid
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        return self.transform_images(images, self.get_random_transformation(images, training))
+
+    def get_random_transformation(self, images, training=True, seed=None):
+        seed = self.seed_generator if seed is None else seed
+        n = ops.shape(images)[0]
+        field = keras.random.uniform((n, *self.grid, 3), VALUE_RANGE[0], VALUE_RANGE[1], seed=seed)
+        weight = keras.random.uniform((n, 1, 1, 1), 0.0, self.strength, seed=seed)
+        return {"field": field, "weight": weight}
+
+    def transform_images(self, images, transformation, training=True):
+        if not training:
+            return images
+        field = ops.image.resize(transformation["field"], ops.shape(images)[1:3], interpolation="bilinear")
+        weight = transformation["weight"]
+        return images * (1.0 - weight) + field * weight  # a convex blend: stays within 0..255
 
     def compute_output_shape(self, input_shape):
         return input_shape
