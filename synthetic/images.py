@@ -29,7 +29,7 @@ _CHUNK = 32  # images per task handed to a worker
 def render(class_name: str, domain: str, rng: np.random.Generator, width: int = 640, height: int = 480) -> np.ndarray:
     """One photo of an object of `class_name` in `domain` ("lab" or "stress"): RGB uint8 (height, width, 3)."""
     check(domain=domain, width=width, height=height, class_name=class_name)
-    return _render(class_name, domain, rng, width, height)[0]
+    return cv2.cvtColor(_render(class_name, domain, rng, width, height)[0], cv2.COLOR_BGR2RGB)
 
 
 def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, seed: int = 0, width: int = 640,
@@ -167,6 +167,7 @@ def sprite_px(width: int, height: int) -> int:
 
 
 def _render(class_name, domain, rng, width, height) -> tuple[np.ndarray, int | None]:
+    """(BGR picture, the camera's JPEG quality or None)."""
     scene = draw_scene(domain, rng, width, height)
     variant = int(rng.integers(variants(class_name)))  # turned about its axis (or which `other` vessel)
     levels = pyramid(class_name, variant, sprite_px(width, height))
@@ -180,12 +181,13 @@ def _write_chunk(task, chunk) -> tuple[int, int]:
     written = 0
     for c, i in chunk:
         name = CLASSES[c]
-        rgb, camera_quality = _render(name, domain, image_rng(seed, c, i), width, height)
+        bgr, camera_quality = _render(name, domain, image_rng(seed, c, i), width, height)
         q = quality if camera_quality is None else min(quality, camera_quality)
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])
         if not ok:
             raise SynthesisError(f"JPEG encoding failed for {name} #{i}")
-        (Path(out) / name / f"{name}_{seed}_{i}.jpg").write_bytes(data.tobytes())
+        with open(f"{out}/{name}/{name}_{seed}_{i}.jpg", "wb") as f:
+            f.write(data)
         written += data.size
     return len(chunk), written
 

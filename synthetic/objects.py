@@ -23,6 +23,7 @@ import numpy as np
 
 _LIGHT = np.array([-0.45, -0.55, 0.70]) / np.linalg.norm([-0.45, -0.55, 0.70])  # upper left, in front
 _HALF = (_LIGHT + [0, 0, 1]) / np.linalg.norm(_LIGHT + [0, 0, 1])
+_LIGHT, _HALF = _LIGHT.tolist(), _HALF.tolist()  # plain floats: float32 fields stay float32
 VARIANTS = 6  # turns about the axis per class (label phases); `other` has OTHER_VARIANTS different vessels
 OTHER_VARIANTS = 28
 _PHASES = np.radians([-55, -30, -10, 10, 30, 60])
@@ -75,7 +76,8 @@ def pick_level(levels: tuple[Sprite, ...], scale: float) -> Sprite:
 # --- drawing -------------------------------------------------------------------------------------------
 
 class _Canvas:
-    """Pixel grid in object units with the running (T, C) of the layers added so far, back to front."""
+    """Pixel grid in object units with the running (T, C) of the layers added so far, back to front.
+    Colours are kept channel-first, (3, h, w): numpy is slow at broadcasting over a last axis of 3."""
 
     def __init__(self, px: float, half_width: float, top: float, bottom: float):
         self.px = px
@@ -85,27 +87,41 @@ class _Canvas:
         self.x = ((np.arange(w) - w // 2) / px)[None, :].astype(np.float32)
         self.origin = (w // 2, top * px - 0.5)
         self.T = np.ones((h, w), np.float32)
-        self.C = np.zeros((h, w, 3), np.float32)
+        self.C = np.zeros((3, h, w), np.float32)
+        self.at = (0, 0)  # (row, column) of this view's first pixel in the whole canvas
 
     def rows(self, profile: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         return np.maximum(profile(self.y[:, 0].astype(np.float64)), 0).astype(np.float32)
 
-    def band(self, y0: float, y1: float) -> tuple["_Canvas", slice]:
-        """A view of the rows from y0 to y1 (drawing into it draws into this canvas) and their slice."""
-        rows = slice(max(0, int((y0 + self.top) * self.px) - 1), min(len(self.y), int((y1 + self.top) * self.px) + 2))
+    def view(self, rows: slice, cols: slice) -> "_Canvas":
+        """A window of this canvas (drawing into it draws into this canvas); `rows`, `cols` with explicit ends."""
         view = copy.copy(self)
-        view.y, view.T, view.C = self.y[rows], self.T[rows], self.C[rows]
-        return view, rows
+        view.y, view.x = self.y[rows], self.x[:, cols]
+        view.T, view.C = self.T[rows, cols], self.C[:, rows, cols]
+        view.at = (self.at[0] + rows.start, self.at[1] + cols.start)
+        view.origin = (self.origin[0] - cols.start, self.origin[1] - rows.start)
+        return view
+
+    def on(self, s: "_Surface") -> "_Canvas":
+        """The window of this canvas that surface `s` was computed for."""
+        r0, c0 = s.at[0] - self.at[0], s.at[1] - self.at[1]
+        return self.view(slice(r0, r0 + s.cover.shape[0]), slice(c0, c0 + s.cover.shape[1]))
+
+    def band(self, y0: float, y1: float) -> tuple["_Canvas", slice]:
+        """A view of the rows from y0 to y1 and their slice."""
+        first = int((y0 + self.top) * self.px) - 1 - self.at[0]
+        last = int((y1 + self.top) * self.px) + 2 - self.at[0]
+        rows = slice(min(max(0, first), len(self.y)), max(0, min(len(self.y), last)))
+        return self.view(rows, slice(0, self.x.shape[1])), rows
 
     def add(self, cover: np.ndarray, T, C) -> None:
-        """Lay a layer over what is there: `cover` 0..1 (h, w), T 0..1 (grey, or RGB for coloured glass or
-        liquid), C 0..255 RGB. Coloured transmittance is kept as its grey minimum plus the colour it would
-        give a mid-grey background, so one warp channel carries T."""
-        T = np.asarray(T, np.float32)
-        C = np.asarray(C, np.float32)
-        if T.ndim == 3 or (T.ndim == 1 and T.size == 3):
-            grey = T.min(axis=-1)
-            C = C + (T - grey[..., None]) * _BEHIND
+        """Lay a layer over what is there: `cover` 0..1 (h, w), T 0..1 (grey, or RGB (3,) or (3, h, w) for
+        coloured glass or liquid), C 0..255 (grey, or RGB (3,) or (3, h, w)). Coloured transmittance is kept as
+        its grey minimum plus the colour it would give a mid-grey background, so one warp channel carries T."""
+        T, C = (_channels_first(v) for v in (T, C))
+        if T.ndim == 3:
+            grey = T.min(axis=0)
+            C = C + (T - grey) * _BEHIND
             T = grey
         a = cover.astype(np.float32)
         used = np.flatnonzero(a.max(axis=1) > 0)  # most layers touch few rows: work only on those
@@ -113,21 +129,25 @@ class _Canvas:
             return
         rows = slice(used[0], used[-1] + 1)
         a = a[rows]
-        T, C = (v[rows] if v.ndim >= 2 and v.shape[0] == len(self.y) else v for v in (T, C))
+        T, C = (v[..., rows, :] if v.ndim >= 2 and v.shape[-2] == len(self.y) else v for v in (T, C))
         t = 1 - a * (1 - T)
-        self.C[rows] *= t[..., None]
-        self.C[rows] += a[..., None] * C
+        self.C[:, rows] *= t
+        self.C[:, rows] += a * C
         self.T[rows] *= t
 
     def sprite(self) -> Sprite:
-        T = np.clip(self.T * 255 + 0.5, 0, 255).astype(np.uint8)
-        C = np.clip(self.C + 0.5, 0, 255).astype(np.uint8)
-        drawn = (T < 250) | (C.max(axis=2) > 4)
-        ys, xs = np.nonzero(drawn)
+        """The drawing, cropped to what was drawn plus a transparent pixel (a placement warps all of it)."""
+        T = cv2.convertScaleAbs(self.T, alpha=255)  # rounded and clipped to 0..255
+        C = [cv2.convertScaleAbs(channel) for channel in self.C]
+        drawn = (T < 250) | (np.maximum(np.maximum(C[0], C[1]), C[2]) > 4)
+        ys, xs = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
         ox, oy = self.origin
-        extent = ((xs.min() - ox) / self.px, (ys.min() - oy) / self.px,
-                  (xs.max() + 1 - ox) / self.px, (ys.max() + 1 - oy) / self.px)
-        return Sprite(np.dstack([C, T]), float(self.px), (float(ox), float(oy)), tuple(float(e) for e in extent))
+        extent = ((xs[0] - ox) / self.px, (ys[0] - oy) / self.px,
+                  (xs[-1] + 1 - ox) / self.px, (ys[-1] + 1 - oy) / self.px)
+        y0, x0 = max(ys[0] - 1, 0), max(xs[0] - 1, 0)
+        crop = (slice(y0, ys[-1] + 2), slice(x0, xs[-1] + 2))
+        return Sprite(cv2.merge([C[0][crop], C[1][crop], C[2][crop], T[crop]]), float(self.px),
+                      (float(ox - x0), float(oy - y0)), tuple(float(e) for e in extent))
 
 
 @dataclass
@@ -140,9 +160,17 @@ class _Surface:
     nz: np.ndarray  # cos of that angle
     diffuse: np.ndarray  # Lambert term of the key light
     spec: np.ndarray  # specular highlight of the key light
+    at: tuple[int, int]  # (row, column) in the canvas of the window these fields cover: the body's bounds
 
     def __getitem__(self, rows: slice) -> "_Surface":
-        return _Surface(*(getattr(self, f)[rows] for f in ("r", "cover", "u", "nz", "diffuse", "spec")))
+        fields = (getattr(self, f)[rows] for f in ("r", "cover", "u", "nz", "diffuse", "spec"))
+        return _Surface(*fields, (self.at[0] + rows.start, self.at[1]))
+
+
+def _channels_first(v) -> np.ndarray:
+    """float32; an RGB triple (3,) becomes (3, 1, 1) so it broadcasts over (3, h, w)."""
+    v = np.asarray(v, np.float32)
+    return v[:, None, None] if v.ndim == 1 else v
 
 
 def _coverage(r, x, px):
@@ -151,47 +179,59 @@ def _coverage(r, x, px):
 
 
 def _surface(c: _Canvas, r_rows: np.ndarray, shininess: float = 60) -> _Surface:
-    r = r_rows[:, None]
+    """The fields of a body of radius r_rows (one per canvas row), computed only inside its bounds: a cap or
+    a neck covers a small part of the canvas."""
+    slope = np.clip(np.gradient(r_rows, 1 / c.px), -4, 4)[:, None]  # dr/dy; steps (neck, cap) are clipped
+    body = np.flatnonzero(r_rows > 0)
+    rows = slice(int(body[0]), int(body[-1]) + 1) if body.size else slice(0, 0)
+    inside = np.flatnonzero(np.abs(c.x[0]) < r_rows.max(initial=0) + 1 / c.px)  # antialiasing reaches 0.5 px out
+    cols = slice(int(inside[0]), int(inside[-1]) + 1) if inside.size else slice(0, 0)
+    c = c.view(rows, cols)
+    r, slope = r_rows[rows, None], slope[rows]
     cover = _coverage(r, c.x, c.px)
     u = np.clip(c.x / np.maximum(r, 1e-4), -1, 1)
     nz = np.sqrt(1 - u * u)
-    slope = np.clip(np.gradient(r_rows, 1 / c.px), -4, 4)[:, None]  # dr/dy; steps (neck, cap) are clipped
     norm = np.sqrt(1 + slope * slope)
     nx, ny, nzz = u / norm, -slope / norm, nz / norm
     diffuse = np.clip(nx * _LIGHT[0] + ny * _LIGHT[1] + nzz * _LIGHT[2], 0, 1)
     spec = np.clip(nx * _HALF[0] + ny * _HALF[1] + nzz * _HALF[2], 0, 1) ** shininess
-    return _Surface(r, cover, u, nz, diffuse, spec)
+    return _Surface(r, cover, u, nz, diffuse, spec, c.at)
 
 
-def _glass(c: _Canvas, s: _Surface, absorb=(0.05, 0.025, 0.035), frosted: np.ndarray | None = None) -> None:
-    """Two clear walls: tinted more at grazing angles, dark-rimmed silhouette, key highlight and a softbox stripe."""
+def _glass(c: _Canvas, s: _Surface, absorb=(0.05, 0.025, 0.035), frosted: tuple[float, float] | None = None) -> None:
+    """Two clear walls: tinted more at grazing angles, dark-rimmed silhouette, key highlight and a softbox stripe.
+    `frosted`: the rows (y0, y1) of a ground-glass joint."""
+    c = c.on(s)
     thickness = 1 / np.maximum(s.nz, 0.1)
-    fresnel = 0.04 + 0.55 * (1 - s.nz) ** 4
+    fresnel = 0.04 + 0.55 * np.square(np.square(1 - s.nz))  # (1 - nz) ** 4; numpy's power is slow
     rim = np.clip((np.abs(s.u) - 0.86) / 0.14, 0, 1) ** 2
-    T = np.exp(-np.multiply.outer(thickness, absorb)) * (1 - fresnel - 0.55 * rim)[..., None]
+    T = np.exp(-_channels_first(absorb) * thickness) * (1 - fresnel - 0.55 * rim)
     stripe = np.exp(-(((s.u - 0.55) / 0.07) ** 2)) * 0.45 + np.exp(-(((s.u + 0.72) / 0.05) ** 2)) * 0.25
-    glow = (fresnel * 55 + (s.spec * 0.9 + stripe) * 255)[..., None]  # dark silhouette on light and dark grounds
+    glow = fresnel * 55 + (s.spec * 0.9 + stripe) * 255  # dark silhouette on light and dark grounds
     if frosted is not None:  # ground-glass joint: scatters, so milky and less transparent
-        T = T * (1 - 0.45 * frosted[..., None])
-        glow = glow + 70 * frosted[..., None]
-    c.add(s.cover, T, np.broadcast_to(glow, T.shape))
+        ground = ((c.y > frosted[0]) & (c.y < frosted[1])).astype(np.float32)
+        T = T * (1 - 0.45 * ground)
+        glow = glow + 70 * ground
+    c.add(s.cover, T, glow)
 
 
 def _opaque(c: _Canvas, s: _Surface, albedo, cover=None, gloss: float = 0.5, pattern=None) -> None:
-    """A solid body (plastic, metal, paint, a cap): shaded albedo, optional pattern (h, w, 3) 0..1."""
-    color = np.asarray(albedo, np.float32) if pattern is None else pattern
-    shade = (0.42 + 0.6 * s.diffuse)[..., None]
-    C = color * shade * 255 + (gloss * 255 * s.spec)[..., None]
+    """A solid body (plastic, metal, paint, a cap): shaded albedo (RGB, or (3, h, w)), or a pattern
+    (3, h, w) 0..1."""
+    c = c.on(s)
+    color = _channels_first(albedo if pattern is None else pattern)
+    C = color * (0.42 + 0.6 * s.diffuse) * 255 + gloss * 255 * s.spec
     c.add(s.cover if cover is None else cover, 0.0, C)
 
 
 def _contents(c: _Canvas, s: _Surface, level: float, absorb, scatter, wall: float = 0.012) -> None:
     """Liquid or gel filling the vessel from `level` down: coloured by how far light travels through it."""
+    c = c.on(s)
     r_in = np.maximum(s.r - wall, 0)
     inside = _coverage(r_in, c.x, c.px) * np.clip((c.y - level) * c.px + 0.5, 0, 1)
     depth = 2 * r_in * np.sqrt(np.clip(1 - (c.x / np.maximum(r_in, 1e-4)) ** 2, 0, 1))
-    T = np.exp(-np.multiply.outer(depth * 12, absorb))
-    C = np.multiply.outer(1 - np.exp(-depth * 10), scatter) * 255 * (0.7 + 0.4 * s.diffuse)[..., None]
+    T = np.exp(-_channels_first(absorb) * (depth * 12))
+    C = _channels_first(scatter) * ((1 - np.exp(-depth * 10)) * 255 * (0.7 + 0.4 * s.diffuse))
     meniscus = np.exp(-(((c.y - level) * c.px / 1.5) ** 2)) * inside
     c.add(inside, T, C)
     c.add(meniscus, 0.55, 150)
@@ -204,9 +244,9 @@ def _wrap(a):
 def _label(c: _Canvas, s: _Surface, y0: float, y1: float, half_angle: float, phase: float,
            painter: Callable, see_through: bool = True) -> None:
     """A paper label around the body between y0 and y1, turned by `phase` (radians; 0 = facing the camera).
-    The painter gets arc length (units, 0 = label centre) and v (0..1 down the label) and returns RGB 0..1.
-    Through clear glass the back of a label shows as plain paper."""
-    c, rows = c.band(y0, y1)
+    The painter gets arc length (units, 0 = label centre) and v (0..1 down the label) and returns RGB 0..1,
+    channels first (3, h, w). Through clear glass the back of a label shows as plain paper."""
+    c, rows = c.on(s).band(y0, y1)
     s = s[rows]
     theta = np.arcsin(s.u)
     within = np.clip((c.y - y0) * c.px + 0.5, 0, 1) * np.clip((y1 - c.y) * c.px + 0.5, 0, 1)
@@ -222,8 +262,8 @@ def _label(c: _Canvas, s: _Surface, y0: float, y1: float, half_angle: float, pha
 
 def _bands(c: _Canvas, s: _Surface, centres, width: float, T: float, C: float) -> None:
     """Horizontal lines on a surface: screw threads, rims, graduation marks."""
-    y = c.y
-    band = sum(np.exp(-(((y - yc) / width) ** 2)) for yc in centres)
+    c = c.on(s)
+    band = sum(np.exp(-(((c.y - yc) / width) ** 2)) for yc in centres)
     c.add(np.clip(band, 0, 1) * s.cover, T, C)
 
 
@@ -235,11 +275,11 @@ def _rim(c: _Canvas, r0: float, y0: float = 0.0, ratio: float = 0.22) -> None:
     c.add(ring, 0.45, 120)
 
 
-# --- label designs (painters: arc length s, v 0..1 -> RGB 0..1) ------------------------------------------
+# --- label designs (painters: arc length s, v 0..1 -> RGB 0..1, channels first) ---------------------------
 
 def _fill(s, color):
-    out = np.empty(s.shape + (3,), np.float32)
-    out[:] = color
+    out = np.empty((3,) + s.shape, np.float32)
+    out[:] = _channels_first(color)
     return out
 
 
@@ -258,8 +298,8 @@ def _text(s, v, lines, height, seed, length=0.9):
 def _paint(base, *layers):
     """Paint (mask, colour) layers over a base image."""
     for mask, color in layers:
-        m = mask[..., None].astype(np.float32)
-        base = base * (1 - m) + m * np.asarray(color, np.float32)
+        m = mask.astype(np.float32)
+        base = base * (1 - m) + m * _channels_first(color)
     return base
 
 
@@ -341,7 +381,7 @@ def _flask_c(c, variant):  # egg-shaped (elliptical) body, neck with a ground-gl
                                             _ellipse(y, 0.66, 0.33, 0.22)]))
     s = _surface(c, r)
     _label(c, s, 0.52, 0.8, 0.95, _PHASES[variant], _label_c)
-    _glass(c, s, frosted=np.broadcast_to((c.y > 0.015) & (c.y < 0.19), s.cover.shape).astype(np.float32))
+    _glass(c, s, frosted=(0.015, 0.19))
     _rim(c, 0.085)
 
 
@@ -359,8 +399,8 @@ def _cap(c, y0, y1, radius, color, ridges=28, top=None):
     r = c.rows(lambda y: _span(y, y0, y1, radius) if top is None else np.maximum(
         _span(y, y0 + top[0], y1, radius), _span(y, y0, y0 + top[0], top[1])))
     s = _surface(c, r, shininess=30)
-    grip = (0.82 + 0.18 * np.cos(np.arcsin(s.u) * ridges))[..., None]
-    _opaque(c, s, np.asarray(color) * grip, gloss=0.45)
+    grip = 0.82 + 0.18 * np.cos(np.arcsin(s.u) * ridges)
+    _opaque(c, s, _channels_first(color) * grip, gloss=0.45)
 
 
 def _bottle_e(c, variant):  # white plastic disinfectant bottle, labelled, red flip cap
@@ -391,7 +431,7 @@ def _gel_bottle(c, variant, g: bool):
         _span(y, body_top, 0.97, 0.165), _span(y, 0.97, 1.0, 0.16))]))
     s = _surface(c, r)
     _contents(c, s, level, absorb=(1.4, 0.8, 0.12), scatter=(0.05, 0.2, 0.55))
-    c.add(_beads(c, s, level, variant), 0.6, (90, 150, 250))
+    _beads(c, s, level, variant)
     _glass(c, s, absorb=(0.02, 0.015, 0.01))
     _cap(c, 0.0, cap, cap_r, (0.1, 0.28, 0.85), ridges=36)
     if g:
@@ -400,21 +440,22 @@ def _gel_bottle(c, variant, g: bool):
 
 def _beads(c, s, level, seed):
     """Gel beads: small bright discs in the gel."""
+    c = c.on(s)
     rng = np.random.default_rng(100 + seed)
     out = np.zeros(s.cover.shape, np.uint8)
     ox, oy = c.origin
     for x, y in zip(rng.uniform(-0.13, 0.13, 40), rng.uniform(level + 0.03, 0.96, 40)):
         centre = (int(round((ox + x * c.px) * 16)), int(round((oy + y * c.px) * 16)))
         cv2.circle(out, centre, int(round(0.012 * c.px * 16)), 255, -1, cv2.LINE_AA, shift=4)
-    return out.astype(np.float32) / 255 * s.cover
+    c.add(out.astype(np.float32) / 255 * s.cover, 0.6, (90, 150, 250))
 
 
 def _glass_j(c, variant):  # plain tumbler: flared, thick base, nothing else
     r = c.rows(lambda y: np.where(y < 0.995, 0.3 - 0.05 * y, 0))
     s = _surface(c, r)
     _glass(c, s)
-    base = np.clip((c.y - 0.86) * c.px, 0, 1) * s.cover
-    c.add(base, 0.72, 55)
+    body = c.on(s)
+    body.add(np.clip((body.y - 0.86) * c.px, 0, 1) * s.cover, 0.72, 55)
     _bands(c, s, (0.86,), 0.006, 0.5, 60)
     _rim(c, 0.3)
 
@@ -446,8 +487,10 @@ def _beaker(c, rng):
     s = _surface(c, r)
     _liquid(c, s, rng, 0.35, 0.8)
     _glass(c, s)
-    marks = (np.abs(((c.y - 0.2) / 0.1) % 1 - 0.5) > 0.44) & (c.y > 0.15) & (c.y < 0.9) & (np.abs(c.x + 0.1) < 0.06)
-    c.add(marks * s.cover, 0.2, 220)
+    body = c.on(s)
+    y, x = body.y, body.x
+    marks = (np.abs(((y - 0.2) / 0.1) % 1 - 0.5) > 0.44) & (y > 0.15) & (y < 0.9) & (np.abs(x + 0.1) < 0.06)
+    body.add(marks * s.cover, 0.2, 220)
     c.add(np.clip(1 - np.hypot(c.x + rw, c.y - 0.02) / 0.04, 0, 1), 0.5, 120)  # spout
     _rim(c, rw, ratio=0.18)
 
@@ -496,10 +539,11 @@ def _can(c, rng):
     s = _surface(c, r, shininess=20)
     colors = rng.uniform(0.05, 0.95, (3, 3))
     theta = np.arcsin(s.u) + rng.uniform(0, 6)
-    stripe = np.where(np.sin(theta * rng.integers(1, 4) + c.y * rng.uniform(0, 12)) > 0, 0, 1)
-    pattern = np.where((c.y < 0.08) | (c.y > 0.92), 2, stripe)
+    y = c.on(s).y
+    stripe = np.where(np.sin(theta * rng.integers(1, 4) + y * rng.uniform(0, 12)) > 0, 0, 1)
+    pattern = np.where((y < 0.08) | (y > 0.92), 2, stripe)
     metal = np.asarray([(0.75, 0.75, 0.78)], np.float32)
-    _opaque(c, s, None, gloss=0.9, pattern=np.concatenate([colors[:2], metal])[pattern])
+    _opaque(c, s, None, gloss=0.9, pattern=np.concatenate([colors[:2], metal]).T[:, pattern])
 
 
 def _mug(c, rng):

@@ -77,7 +77,7 @@ def write_video(out_mp4: str | Path, seconds: float = 60, fps: float = 30, seed:
         with tqdm(total=n_frames, desc="synth-video", unit="frame", file=sys.stderr) as bar:
             for seg, seg_end in zip(segments, [s.start for s in segments[1:]] + [n_frames]):
                 for frame, label, phase in _film(seg, seg_end, rng, width, height):
-                    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                    writer.write(frame)
                     rows.append((len(rows), round(len(rows) / fps, 6), label, seg.domain, phase))
                     bar.update()
     finally:
@@ -167,9 +167,9 @@ def _direction(rng) -> tuple[float, float]:
 
 
 def _film(seg: Segment, end: int, rng, width, height):
-    """Yield (RGB frame, label, phase) for the frames of one segment up to `end`."""
+    """Yield (BGR frame, label, phase) for the frames of one segment up to `end`."""
     margin = int(round(_MARGIN * width))
-    scene = draw_scene(seg.domain, rng, width + 2 * margin, height + 2 * margin)
+    scene = draw_scene(seg.domain, rng, width + 2 * margin, height + 2 * margin, full_size=True)
     levels = pyramid(seg.class_name, seg.variant, sprite_px(width, height))
     jitter = rng.uniform(0, 2 * np.pi, 6)
     previous = None
@@ -199,7 +199,8 @@ def _film(seg: Segment, end: int, rng, width, height):
 def _window(scene: Scene, ox: int, oy: int, width: int, height: int) -> Scene:
     """The part of a (larger) scene the camera sees."""
     crop = (slice(oy, oy + height), slice(ox, ox + width))
-    return replace(scene, background=scene.background[crop], light=None if scene.light is None else scene.light[crop])
+    return replace(scene, size=(width, height), background=scene.background[crop],
+                   light=None if scene.light is None else scene.light[crop])
 
 
 def _pose(seg: Segment, phase: str, f: int, jitter, width, height) -> Placement:
