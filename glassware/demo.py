@@ -17,7 +17,7 @@ log = logging.getLogger("glassware.demo")
 
 # (per-class images: lab train, lab test, stress), epochs (vgg, mobilenet), video seconds
 SIZES = {
-    "full": {"train": 150, "test": 50, "stress": 50, "vgg_epochs": 30, "mobilenet_epochs": 8, "video_s": 60},
+    "full": {"train": 150, "test": 50, "stress": 50, "vgg_epochs": 30, "mobilenet_epochs": 15, "video_s": 60},
     "quick": {"train": 20, "test": 8, "stress": 8, "vgg_epochs": 3, "mobilenet_epochs": 2, "video_s": 10},
 }
 
