@@ -275,6 +275,12 @@ def _save_checkpoint(model: keras.Model, state: dict, directory: Path) -> None:
 def _strategy() -> tf.distribute.Strategy:
     """MirroredStrategy over all GPUs, or all logical CPUs if there are several; else the default."""
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    if len(devices) > 1 and devices[0].device_type == "CPU" and os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "1":
+        # TF 2.21's oneDNN kernels break replicated convolutions ("input depth must be evenly divisible by
+        # filter depth: 3 vs 32" in replica 1); one CPU device already uses every core.
+        log.warning("%d logical CPUs: not mirroring, because oneDNN is on (TF_ENABLE_ONEDNN_OPTS=0 to mirror)",
+                    len(devices))
+        return tf.distribute.get_strategy()
     if len(devices) > 1:
         log.info("MirroredStrategy over %d devices: %s", len(devices), ", ".join(d.name for d in devices))
         return tf.distribute.MirroredStrategy([d.name for d in devices])
