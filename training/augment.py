@@ -77,7 +77,24 @@ def apply_augmentation(augmentation: keras.Sequential, images: tf.Tensor, seed: 
     return images
 
 
-class RandomAffine(keras.layers.Layer):
+class _RandomImageLayer(keras.layers.Layer):
+    """What our layers share with Keras' image preprocessing layers: `get_random_transformation` draws the
+    randomness (from a seed source), `transform_images` applies it, and `call` does both when training."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        return self.transform_images(images, self.get_random_transformation(images, training))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class RandomAffine(_RandomImageLayer):
     """Random rotation, shift, shear and zoom about the image centre, applied as ONE bilinear warp.
 
     That is what the paper's ImageDataGenerator did. Keras' RandomRotation, RandomTranslation, RandomShear
@@ -89,14 +106,8 @@ class RandomAffine(keras.layers.Layer):
 
     def __init__(self, rotation: float = 40.0, shift: float = 0.2, shear: float = 0.2, zoom: float = 0.2,
                  fill_mode: str = "nearest", seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed, **kwargs)
         self.rotation, self.shift, self.shear, self.zoom, self.fill_mode = rotation, shift, shear, zoom, fill_mode
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, images, training=True):
-        if not training:
-            return images
-        return self.transform_images(images, self.get_random_transformation(images, training))
 
     def get_random_transformation(self, images, training=True, seed=None):
         """Per image, the output -> input pixel map: input = A (output - centre) + centre + shift."""
@@ -126,11 +137,8 @@ class RandomAffine(keras.layers.Layer):
         return ops.image.affine_transform(images, transformation["transform"], interpolation="bilinear",
                                           fill_mode=self.fill_mode)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
-
-class RandomBackdrop(keras.layers.Layer):
+class RandomBackdrop(_RandomImageLayer):
     """Blend a smooth random colour field into each image, with a random weight in [0, strength].
 
     Brightness and contrast change the whole picture alike; the stress domain also varies across it: a murky
@@ -139,14 +147,8 @@ class RandomBackdrop(keras.layers.Layer):
     """
 
     def __init__(self, strength: float = 0.4, grid: tuple[int, int] = (5, 5), seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(seed, **kwargs)
         self.strength, self.grid = strength, grid
-        self.seed_generator = keras.random.SeedGenerator(seed)
-
-    def call(self, images, training=True):
-        if not training:
-            return images
-        return self.transform_images(images, self.get_random_transformation(images, training))
 
     def get_random_transformation(self, images, training=True, seed=None):
         seed = self.seed_generator if seed is None else seed
@@ -161,9 +163,6 @@ class RandomBackdrop(keras.layers.Layer):
         field = ops.image.resize(transformation["field"], ops.shape(images)[1:3], interpolation="bilinear")
         weight = transformation["weight"]
         return images * (1.0 - weight) + field * weight  # a convex blend: stays within 0..255
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
 
 
 class _StatelessSeeds(keras.random.SeedGenerator):
