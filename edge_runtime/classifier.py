@@ -21,8 +21,11 @@ from glassware.preprocessing import preprocess_bytes, preprocess_frame
 
 log = logging.getLogger(__name__)
 
-# "auto" tries these in order; on CPU int8 is fastest, a GPU provider prefers ONNX (TensorRT builds its own fp16).
+# "auto" on CPU times the passing int8 formats (else all passing ones) here and keeps the fastest: which
+# runtime wins depends on the CPU (VNNI or not). A GPU provider takes the first that opens in GPU_PREFERENCE
+# (ONNX: TensorRT builds its own fp16 engine, too slow to build just to time it).
 CPU_PREFERENCE = ("tflite_int8", "onnx_int8", "tflite_fp32", "onnx_fp32", "tflite_fp16", "tflite_dynamic")
+AUTO_TIMING_RUNS = 15
 GPU_PREFERENCE = ("onnx_fp32", "onnx_int8", "tflite_int8", "tflite_fp32", "tflite_fp16", "tflite_dynamic")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
@@ -69,6 +72,14 @@ class Classifier:
             raise ValueError(f"threshold must be in [0, 1], got {value}")
         self._threshold = float(value)
 
+    def prepare(self, data: np.ndarray | bytes, encoding: str) -> np.ndarray:
+        """Model input for `classify_input` from a raw frame (an array) with its encoding, or from encoded
+        image bytes (encoding ignored). Thread-safe: a reader thread can preprocess while this classifier
+        infers."""
+        if isinstance(data, np.ndarray):
+            return preprocess_frame(data, encoding, self._spec)
+        return preprocess_bytes(data, self._spec)
+
     def classify_frame(self, frame: np.ndarray, encoding: str) -> Prediction:
         """A raw frame with its declared encoding (`glassware.preprocessing.ENCODINGS`, e.g. "bgr8")."""
         start = time.perf_counter()
@@ -79,11 +90,11 @@ class Classifier:
         start = time.perf_counter()
         return self._predict(preprocess_bytes(data, self._spec), start)
 
-    def classify_input(self, x: np.ndarray) -> Prediction:
-        """An already preprocessed model input: uint8 RGB of the bundle's size."""
+    def classify_input(self, x: np.ndarray, preprocess_ms: float = 0.0) -> Prediction:
+        """An already preprocessed model input: uint8 RGB of the bundle's size (and what preparing it took)."""
         if x.dtype != np.uint8 or x.shape != self._input_shape:
             raise FrameFormatError(f"model input must be uint8 {self._input_shape}, got {x.dtype} {x.shape}")
-        return self._predict(x, time.perf_counter())
+        return self._predict(x, time.perf_counter() - preprocess_ms / 1e3)
 
     def _predict(self, x: np.ndarray, start: float) -> Prediction:
         ready = time.perf_counter()
@@ -108,7 +119,7 @@ class Classifier:
 
 
 def _open_format(bundle: Bundle, name: str, threads: int, providers: list[str] | None):
-    """Open the named format, or for "auto" the first preferred format that passed the gate and opens here."""
+    """Open the named format, or for "auto" the best passing format that opens here (see CPU_PREFERENCE)."""
     formats = bundle.formats
     if name != "auto":
         if name not in formats:
@@ -122,14 +133,40 @@ def _open_format(bundle: Bundle, name: str, threads: int, providers: list[str] |
     candidates += sorted(n for n in formats if n not in preference and formats[n].get("gate") == "pass")
     if not candidates:
         raise BundleError(f"{bundle.path}: no format passed the export accuracy gate; name one with format=...")
-    failures = []
+    if not on_gpu:
+        candidates = [n for n in candidates if n.endswith("int8")] or candidates
+    opened, failures = {}, []
     for candidate in candidates:
         try:
-            return candidate, open_backend(bundle.file(candidate), formats[candidate]["runtime"], threads, providers)
+            opened[candidate] = open_backend(bundle.file(candidate), formats[candidate]["runtime"], threads, providers)
         except BundleError as e:  # e.g. no TFLite interpreter on this device: try the next format
             log.warning("format %s unusable here (%s); trying the next", candidate, e)
             failures.append(f"{candidate}: {e}")
-    raise BundleError(f"{bundle.path}: no usable format: {'; '.join(failures)}")
+            continue
+        if on_gpu:
+            break
+    if not opened:
+        raise BundleError(f"{bundle.path}: no usable format: {'; '.join(failures)}")
+    if len(opened) == 1:
+        return next(iter(opened.items()))
+    spec = bundle.preprocessing
+    x = np.zeros((1, spec.height, spec.width, 3), np.uint8)
+    ms = {n: _median_ms(backend, x) for n, backend in opened.items()}
+    best = min(ms, key=ms.get)
+    log.info("format auto: %s (%s ms per frame, %d threads, timed here)", best,
+             ", ".join(f"{n} {v:.2f}" for n, v in sorted(ms.items(), key=lambda kv: kv[1])), threads)
+    return best, opened[best]
+
+
+def _median_ms(backend, x: np.ndarray) -> float:
+    for _ in range(3):  # warm-up: first calls allocate and pack weights
+        backend.run(x)
+    times = []
+    for _ in range(AUTO_TIMING_RUNS):
+        start = time.perf_counter()
+        backend.run(x)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e3
 
 
 def measure_overhead(classifier: Classifier, frames: list[np.ndarray], encoding: str = "bgr8", rounds: int = 5) -> dict:

@@ -1,9 +1,10 @@
 """Replay recorded frames through the classifier as the robot would see them, and measure.
 
-At real-time speed (`speed` > 0) a producer thread releases frames on their own timestamps into a
-`LatestFrame` slot and the classifier takes what it can: frames replaced before it got to them are
-`dropped`, exactly as on the robot. At `max` speed (speed=None) every sampled frame is classified as fast
-as possible and throughput is measured, plus the classifier's overhead over a bare resize+invoke loop.
+A reader thread reads the source. At real-time speed (`speed` > 0) it plays the camera: it releases frames
+on their own timestamps into a `LatestFrame` slot and the classifier takes what it can; frames replaced
+before it got to them are `dropped`, exactly as on the robot. At `max` speed (speed=None) the reader also
+preprocesses, so on two cores preprocessing overlaps inference; every sampled frame is classified as fast
+as possible, and throughput is measured, plus the classifier's overhead over a bare resize+invoke loop.
 
 Frame counts in replay.json: `in` = frames the source presented (read + unreadable), `unreadable` = frames
 the source could not read, `sampled` = read frames the sampler accepted, `classified`, `dropped`,
@@ -142,29 +143,39 @@ def replay(
     first_stamp: list[float] = []
     bar = tqdm(total=source.expected, unit="frame", desc=f"replay {source.path.name}", disable=not progress)
 
-    def offered(frame: Frame) -> bool:
+    def prepare(frame: Frame) -> tuple[Frame, np.ndarray, float] | None:
+        """(frame, model input, preprocess ms), or None for a bad frame (counted and listed)."""
+        start = time.perf_counter()
+        try:
+            x = classifier.prepare(frame.data, frame.encoding)
+        except (FrameFormatError, ImageDecodeError) as e:
+            result.bad.append({"index": frame.index, "stamp_s": frame.stamp_s, "reason": str(e)})
+            if len(result.bad) <= LOGGED_BAD_FRAMES:
+                log.warning("frame %d skipped: %s", frame.index, e)
+            return None
+        return frame, x, (time.perf_counter() - start) * 1e3
+
+    def offered(frame: Frame) -> Frame | tuple | None:
+        """In the reader thread: count and sample; what to hand to the classifying thread, or None."""
         if not first_stamp:
             first_stamp.append(frame.stamp_s)
         result.read += 1
         bar.update()
         if not sampler.accept(frame.stamp_s):
-            return False
+            return None
         result.sampled += 1
-        if speed is None and len(result.sample_frames) < OVERHEAD_FRAMES:
+        if speed is not None:
+            return frame  # real time: the reader is the camera; preprocessing is the classifier's work
+        if len(result.sample_frames) < OVERHEAD_FRAMES:
             result.sample_frames.append(frame)
-        return True
+        return prepare(frame)  # max speed: preprocess here, overlapping inference on the other core
 
-    def classify(frame: Frame) -> None:
-        try:
-            if isinstance(frame.data, np.ndarray):
-                p = classifier.classify_frame(frame.data, frame.encoding)
-            else:
-                p = classifier.classify_bytes(frame.data)
-        except (FrameFormatError, ImageDecodeError) as e:
-            result.bad.append({"index": frame.index, "stamp_s": frame.stamp_s, "reason": str(e)})
-            if len(result.bad) <= LOGGED_BAD_FRAMES:
-                log.warning("frame %d skipped: %s", frame.index, e)
+    def classify(item: Frame | tuple) -> None:
+        prepared = prepare(item) if isinstance(item, Frame) else item
+        if prepared is None:
             return
+        frame, x, preprocess_ms = prepared
+        p = classifier.classify_input(x, preprocess_ms)
         label, confidence = smoother.update(p.scores)
         result.add(frame, frame.stamp_s - first_stamp[0], p, label, confidence, classifier.class_names)
 
@@ -185,10 +196,10 @@ class _Backlog:
     def __init__(self) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=4)
 
-    def put(self, item: Frame) -> None:
+    def put(self, item: tuple) -> None:
         self._queue.put(item)
 
-    def take(self) -> Frame | None:
+    def take(self) -> tuple | None:
         return self._queue.get()
 
     def close(self) -> None:
@@ -200,7 +211,8 @@ class _Backlog:
 
 
 def _pipeline(source: FrameSource, speed: float | None, offered, classify) -> int:
-    """A reader thread feeds frames (on their timestamps unless speed is None); this thread classifies.
+    """A reader thread feeds what `offered` returns (on frame timestamps unless speed is None); this thread
+    classifies.
 
     In real time the hand-off is a LatestFrame, so frames the classifier was too busy for are dropped, as on
     the robot. Returns the number dropped.
@@ -220,8 +232,8 @@ def _pipeline(source: FrameSource, speed: float | None, offered, classify) -> in
                     delay = clock_start + (frame.stamp_s - stamp_start) / speed - time.perf_counter()
                     if delay > 0 and stop.wait(delay):
                         return
-                if offered(frame):
-                    handoff.put(frame)
+                if (item := offered(frame)) is not None:
+                    handoff.put(item)
         except BaseException as e:  # hand it to the classifying thread, which re-raises
             failure.append(e)
         finally:
@@ -230,8 +242,8 @@ def _pipeline(source: FrameSource, speed: float | None, offered, classify) -> in
     reader = threading.Thread(target=produce, name="replay-reader", daemon=True)
     reader.start()
     try:
-        while (frame := handoff.take()) is not None:
-            classify(frame)
+        while (item := handoff.take()) is not None:
+            classify(item)
     finally:
         stop.set()
         if isinstance(handoff, _Backlog):

@@ -351,9 +351,11 @@ def test_bench_train_times_both_pipelines(tmp_path):
     data = make_dataset_folder(tmp_path / "data", classes=("a", "b"), per_class=10)
     result = bench_train(tmp_path / "out", data_dir=data, epochs=2, batch_size=4)
     assert result["train_images"] == 16 and result["images"] == 20
-    for pipeline in ("ours", "paper_style"):
+    for pipeline in ("ours", "paper_style", "model_only"):
         assert len(result[pipeline]["epoch_seconds"]) == 2 and result[pipeline]["steady_images_per_second"] > 0
-    assert result["ratio"] > 0 and result["cache_build_seconds"] > 0
+    for pipeline in ("ours", "paper_style"):
+        assert result[pipeline]["input_only_images_per_second"] > 0
+    assert result["ratio"] > 0 and result["input_only_ratio"] > 0 and result["cache_build_seconds"] > 0
     assert (tmp_path / "out" / "bench_train.json").is_file()
     assert "paper-style" in (tmp_path / "out" / "bench_train.md").read_text()
     with pytest.raises(GlasswareError, match="epochs"):
