@@ -25,3 +25,4 @@ def test_bench_node_compares_with_the_naive_node(ros_env, tiny_bundle, tmp_path)
     assert ours["saturated_classified_fps"] > naive["saturated_classified_fps"]
     assert ours["classified"] >= 0.8 * ours["sent"]
     assert ours["latency_p50_ms"] < naive["latency_p50_ms"]
+    assert ours["model_format"].endswith("int8") and naive["model_format"] == "keras"  # auto resolved, and reported
