@@ -97,7 +97,8 @@ def _replay_rows(name: str, r: dict) -> list:
     p = lat.get("end_to_end") or lat.get("preprocess_plus_inference") or {}
     return [name, r.get("format", ""), r["frames"]["in"], r["frames"]["classified"], r["frames"].get("dropped", 0),
             r["frames"].get("bad", 0), f"{p.get('p50', 0):.2f} / {p.get('p99', 0):.2f}",
-            f"{r.get('throughput_fps', 0):.0f}", _pct(t.get("raw_accuracy")), _pct(t.get("smoothed_accuracy")),
+            f"{r.get('throughput_fps', 0):.0f}", _pct(t.get("lab", {}).get("raw_accuracy")),
+            _pct(t.get("lab", {}).get("smoothed_accuracy")),
             f"{t.get('label_switches', {}).get('raw', '–')} → {t.get('label_switches', {}).get('smoothed', '–')}"
             f" (truth {t.get('label_switches', {}).get('truth', '–')})",
             f"{_pct(stress.get('smoothed_unknown'))} / {_pct(stress.get('smoothed_confidently_wrong'))}"]
@@ -114,7 +115,8 @@ def _replay_section(out: Path) -> list[str]:
         return []
     return ["## 5. Replay of the synthetic gripper-camera video (vgg bundle)", "",
             _table(["path", "format", "frames in", "classified", "dropped", "bad", "latency p50 / p99 ms", "fps",
-                    "raw acc", "smoothed acc", "label switches raw → smoothed", "stress: unknown / confidently wrong"],
+                    "raw acc (lab frames)", "smoothed acc (lab frames)", "label switches raw → smoothed",
+                    "stress: unknown / confidently wrong"],
                    rows), "",
             "Accuracy is over frames whose ground truth is a known class; latency is preprocess + inference for "
             "the edge runtime and header stamp → classification received for the ROS node.", "", *pics, ""]

@@ -75,6 +75,9 @@ def test_video_replay_at_max_speed_reports_everything(clip, classifier, tmp_path
     assert truth["frames_matched"] == n and truth["known_class_frames"] == len(known) == n - 5
     assert truth["smoothed_accuracy"] == pytest.approx(np.mean([r["smoothed_label"] == r["truth"] for r in known]))
     assert truth["raw_accuracy"] == pytest.approx(np.mean([r["raw_label"] == r["truth"] for r in known]))
+    lab = [r for r in known if r["domain"] == "lab"]  # the 97 % target leaves the stress stretch out
+    assert truth["lab"]["frames"] == len(lab) == len(known) - 2 * 5
+    assert truth["lab"]["smoothed_accuracy"] == pytest.approx(np.mean([r["smoothed_label"] == r["truth"] for r in lab]))
     assert truth["label_switches"]["truth"] == 11
     raw = [r["raw_label"] for r in frames]
     assert truth["label_switches"]["raw"] == sum(a != b for a, b in zip(raw, raw[1:]))
