@@ -8,6 +8,7 @@ on its own runtime and gated against Keras; model files, the Keras model, manife
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -135,7 +136,7 @@ def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_acc
               calibration: dict, tolerance: float) -> dict:
     """Run one exported file on its own runtime over every split; its manifest entry with the verdict."""
     fmt = FORMATS[name]
-    backend = open_backend(path, fmt.runtime)
+    backend = open_backend(path, fmt.runtime, threads=os.cpu_count() or 1)  # offline: every core
     metrics = {s: split_metrics(run_logits(backend, x), y, keras_logits[s], calibration["temperature"],
                                 calibration["threshold"])
                for s, (x, y) in splits.items()}
