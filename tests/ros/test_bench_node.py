@@ -20,9 +20,10 @@ def test_bench_node_compares_with_the_naive_node(ros_env, tiny_bundle, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     print("\n" + result.stdout[result.stdout.index("| 640x480"):])
     figures = json.loads((tmp_path / "bench_node.json").read_text())
-    ours, naive = figures["classifier_node"], figures["naive_node"]
+    ours, naive, echo = figures["classifier_node"], figures["naive_node"], figures["echo_node"]
     assert naive["saturated_classified_fps"] > 0 and naive["classified"] > 0
     assert ours["saturated_classified_fps"] > naive["saturated_classified_fps"]
     assert ours["classified"] >= 0.8 * ours["sent"]
     assert ours["latency_p50_ms"] < naive["latency_p50_ms"]
     assert ours["model_format"].endswith("int8") and naive["model_format"] == "keras"  # auto resolved, and reported
+    assert echo["model_format"] == "echo" and echo["classified"] >= 0.8 * echo["sent"]

@@ -8,7 +8,8 @@ as camera drivers are):
              never waits for the feeder); classified frames/s = results received per second
   30 Hz      a camera's rate; end-to-end latency = time the result is received - the frame's header stamp
 The naive node is what a first attempt looks like: default QoS (reliable, depth 10) and Keras `predict` on
-every message inside the subscription callback. It needs the bundle's .keras file and TensorFlow (`train`
+every message inside the subscription callback. A third, the echo node, answers every frame at once without
+classifying it (classifier_node's QoS): the floor that DDS and rclpy alone set for any Python node here. It needs the bundle's .keras file and TensorFlow (`train`
 extra). The machine is shared and noisy: compare the two nodes measured in the same run, not across runs.
 Prints JSON and a table; writes bench_node.json into --out.
 """
@@ -40,9 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="30 Hz phase length per node")
     parser.add_argument("--out", type=Path, help="folder for bench_node.json")
     parser.add_argument("--naive-node", action="store_true", help=argparse.SUPPRESS)  # runs the naive node itself
+    parser.add_argument("--echo-node", action="store_true", help=argparse.SUPPRESS)  # runs the echo node itself
     args, ros_args = parser.parse_known_args(argv)
-    if args.naive_node:
-        return _run_naive_node(args.bundle, ros_args)
+    if args.naive_node or args.echo_node:
+        from glassware_vision.spin import run_node
+
+        make = (lambda: _naive_node(args.bundle)) if args.naive_node else _echo_node
+        return run_node(make, [sys.argv[0], *ros_args])
     results = run(args.bundle, args.format, args.seconds, args.latency_seconds)
     print(json.dumps(results, indent=2))
     print(table(results))
@@ -71,11 +76,13 @@ def run(bundle: Path, model_format: str, seconds: float, latency_seconds: float)
                                                  "-p", "smoothing:=false"]),
         "naive_node": ("bench_naive", [sys.executable, "-m", "glassware_vision.bench_node", "--naive-node",
                                        "--bundle", str(bundle), "--ros-args"]),
+        "echo_node": ("bench_echo", [sys.executable, "-m", "glassware_vision.bench_node", "--echo-node",
+                                     "--bundle", str(bundle), "--ros-args"]),
     }
     figures: dict = {"frame": f"{FRAME_SIZE[0]}x{FRAME_SIZE[1]} bgr8", "seconds": seconds,
                      "latency_seconds": latency_seconds, "bundle": str(bundle), "format": model_format,
                      "edge_runtime_in_process_fps": in_process_fps(bundle, model_format, min(seconds, 5.0))}
-    with Feeder() as feeder, tqdm(total=2 * (seconds + latency_seconds), unit="s", desc="bench_node") as bar:
+    with Feeder() as feeder, tqdm(total=len(nodes) * (seconds + latency_seconds), unit="s", desc="bench_node") as bar:
         for name, (node_name, command) in nodes.items():
             log = logs / f"{name}.log"
             with open(log, "w") as out:
@@ -230,12 +237,6 @@ class Feeder:
             self._answered.notify()
 
 
-def _run_naive_node(bundle: Path, ros_args: list[str]) -> int:
-    from glassware_vision.spin import run_node
-
-    return run_node(lambda: _naive_node(bundle), [sys.argv[0], *ros_args])
-
-
 def _naive_node(bundle: Path):
     """The baseline: Keras `predict` per message in the callback, default QoS. Not for production."""
     import keras
@@ -270,8 +271,23 @@ def _naive_node(bundle: Path):
     return node
 
 
+def _echo_node():
+    """The floor: answers each frame at once with its header, no classification; classifier_node's QoS."""
+    import rclpy
+    from glassware_vision_msgs.msg import Classification
+    from sensor_msgs.msg import Image
+
+    from glassware_vision.classifier_node import SENSOR_QOS
+
+    node = rclpy.create_node("echo")
+    publisher = node.create_publisher(Classification, "~/classification", 10)
+    node.create_subscription(Image, "image", lambda msg: publisher.publish(
+        Classification(header=msg.header, label="echo", model_format="echo")), SENSOR_QOS)
+    return node
+
+
 def table(figures: dict) -> str:
-    ours, naive = figures["classifier_node"], figures["naive_node"]
+    ours, naive, echo = figures["classifier_node"], figures["naive_node"], figures["echo_node"]
     rows = [
         ("fed as fast as it takes: classified frames/s", "saturated_classified_fps", "{:.1f}"),
         ("fed as fast as it takes: frames published/s", "saturated_published_fps", "{:.1f}"),
@@ -281,14 +297,14 @@ def table(figures: dict) -> str:
         ("30 Hz: latency max (ms)", "latency_max_ms", "{:.1f}"),
         ("30 Hz: of which preprocess + inference p50 (ms)", "compute_p50_ms", "{:.1f}"),
     ]
-    lines = [f"| {figures['frame']} | classifier_node ({ours['model_format']}) | naive rclpy + Keras predict |",
-             "|---|---|---|"]
+    lines = [f"| {figures['frame']} | classifier_node ({ours['model_format']}) | naive rclpy + Keras predict "
+             "| echo node (no model: the DDS + rclpy floor) |", "|---|---|---|---|"]
     for label, key, fmt in rows:
         if key is None:
-            cells = [f"{n['classified']} / {n['sent']}" for n in (ours, naive)]
+            cells = [f"{n['classified']} / {n['sent']}" for n in (ours, naive, echo)]
         else:
-            cells = [fmt.format(n[key]) for n in (ours, naive)]
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+            cells = [fmt.format(n[key]) for n in (ours, naive, echo)]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
     lines.append(f"\nedge runtime alone, in one process (the ceiling): {figures['edge_runtime_in_process_fps']:.1f} frames/s")
     lines.append(f"classifier_node classifies {figures['speedup_classified_fps']:.1f}x the naive node's frames/s "
                  f"(same run; load average {figures['load_average_1min']:.1f} on {os.cpu_count()} cores)")
