@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--smooth-alpha", type=float, default=0.3, help="weight of the newest frame in the moving average")
     p.add_argument("--switch-margin", type=float, default=0.1, help="a new label must beat the held one by this much")
     p.add_argument("--min-updates", type=int, default=2, help="... for this many consecutive classified frames")
+    p.add_argument("--release-margin", type=float, default=0.05,
+                   help="an answered label turns unknown only below threshold minus this")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_replay)
 
@@ -57,7 +59,8 @@ def _replay(args: argparse.Namespace) -> int:
                                 threshold=args.threshold)
         sampler = FrameSampler(max_rate_hz=args.max_rate_hz, every_n=args.every_n)
         smoother = LabelSmoother(classifier.class_names, alpha=args.smooth_alpha, switch_margin=args.switch_margin,
-                                 threshold=classifier.threshold, min_updates=args.min_updates)
+                                 threshold=classifier.threshold, min_updates=args.min_updates,
+                                 release_margin=args.release_margin)
     except ValueError as e:  # an out-of-range option
         print(f"glassware replay: error: {e}", file=sys.stderr)
         return 2

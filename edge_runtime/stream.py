@@ -100,8 +100,9 @@ class LabelSmoother:
     """Exponential moving average of class probabilities with hysteresis.
 
     The held label switches to a new class only when its smoothed probability beats the held one by
-    `switch_margin` on `min_updates` consecutive updates. The answer is `unknown` while the held class's
-    smoothed probability is below `threshold`.
+    `switch_margin` on `min_updates` consecutive updates. The held class is answered once its smoothed
+    probability reaches `threshold`, and stays answered until it falls below `threshold - release_margin`
+    (a Schmitt trigger: a confidence hovering at the threshold does not flicker between label and unknown).
     """
 
     def __init__(
@@ -111,15 +112,17 @@ class LabelSmoother:
         switch_margin: float = 0.1,
         threshold: float = 0.5,
         min_updates: int = 2,
+        release_margin: float = 0.05,
     ):
-        if not 0 < alpha <= 1 or switch_margin < 0 or min_updates < 1:
-            raise ValueError(f"need 0 < alpha <= 1, switch_margin >= 0, min_updates >= 1; "
-                             f"got {alpha}, {switch_margin}, {min_updates}")
+        if not 0 < alpha <= 1 or switch_margin < 0 or min_updates < 1 or release_margin < 0:
+            raise ValueError(f"need 0 < alpha <= 1, switch_margin >= 0, min_updates >= 1, release_margin >= 0; "
+                             f"got {alpha}, {switch_margin}, {min_updates}, {release_margin}")
         self.class_names = list(class_names)
         self.alpha = float(alpha)
         self.switch_margin = float(switch_margin)
         self.threshold = float(threshold)
         self.min_updates = int(min_updates)
+        self.release_margin = float(release_margin)
         self.reset()
 
     def reset(self) -> None:
@@ -128,6 +131,7 @@ class LabelSmoother:
         self._held: int | None = None
         self._candidate: int | None = None
         self._streak = 0
+        self._answered: int | None = None  # the class last answered (not unknown)
 
     @property
     def probs(self) -> np.ndarray | None:
@@ -154,6 +158,9 @@ class LabelSmoother:
         else:
             self._candidate, self._streak = None, 0
         confidence = float(self._ema[self._held])
-        if confidence < self.threshold:
+        bar = self.threshold - self.release_margin if self._held == self._answered else self.threshold
+        if confidence < bar:
+            self._answered = None
             return UNKNOWN, float(self._ema[top])
+        self._answered = self._held
         return self.class_names[self._held], confidence

@@ -291,6 +291,16 @@ def test_label_smoother_switches_when_the_evidence_does():
     assert all(label in ("a", "b", UNKNOWN) for label in labels)
 
 
+def test_label_smoother_does_not_flicker_at_the_threshold():
+    hovering = [one_hot(0, c) for c in (0.92, 0.88) * 3]  # around a 0.9 threshold
+    plain = LabelSmoother(["a", "b", "c", "d"], alpha=1.0, threshold=0.9, release_margin=0.0)
+    schmitt = LabelSmoother(["a", "b", "c", "d"], alpha=1.0, threshold=0.9, release_margin=0.05)
+    assert [plain.update(p)[0] for p in hovering] == ["a", UNKNOWN, "a", UNKNOWN, "a", UNKNOWN]
+    assert [schmitt.update(p)[0] for p in hovering] == ["a"] * 6
+    assert schmitt.update(one_hot(0, 0.8))[0] == UNKNOWN  # below threshold - margin: released
+    assert schmitt.update(one_hot(0, 0.88))[0] == UNKNOWN  # and answered again only at the full threshold
+
+
 def test_label_smoother_abstains_when_smoothed_confidence_is_low():
     smoother = LabelSmoother(["a", "b", "c", "d"], alpha=0.5, threshold=0.6)
     label, confidence = smoother.update(one_hot(2, 0.9))
