@@ -182,11 +182,11 @@ def _accuracy(bundle: Bundle, fmt: dict) -> float | None:
 
 
 def _speedups(rows: list[dict]) -> dict:
-    """Per bundle: fastest format at the baseline's thread count vs Keras predict (p50 over p50)."""
+    """Per bundle: fastest format that passed the gate, at the baseline's thread count, vs Keras predict."""
     out = {}
     for base in (r for r in rows if r["format"] == KERAS_ROW):
         same = [r for r in rows if r["bundle_id"] == base["bundle_id"] and r["format"] != KERAS_ROW
-                and r["threads"] == base["threads"]]
+                and r["threads"] == base["threads"] and r["gate"] == "pass"]  # a fast wrong model is no win
         if same:
             best = min(same, key=lambda r: r["p50_ms"])
             out[base["bundle_id"]] = {"fastest_format": best["format"], "backend": best["backend"],

@@ -45,7 +45,9 @@ def test_compressed_input_smoothing_debug_image_and_corrupt_jpeg(start_ros, prob
 
     node = start_classifier(start_ros, probe, tiny_bundle, "jpeg_classifier", compressed=True, smoothing=True,
                             publish_debug_image=True)
-    _, debug_images = probe.collect(Image, f"/test/{node.name}/debug_image")
+    debug_subscription, debug_images = probe.collect(Image, f"/test/{node.name}/debug_image")
+    # the debug topic keeps no history: match before the first frame, or its debug image can be lost
+    assert wait_until(lambda: debug_subscription.get_publisher_count() > 0, 10), "debug_image never matched"
     for class_name, bgr in class_frames[:3]:
         msg = compressed_msg(bgr, header(probe))
         node.publisher.publish(msg)
