@@ -155,8 +155,9 @@ def replay(
             return None
         return frame, x, (time.perf_counter() - start) * 1e3
 
-    def offered(frame: Frame) -> Frame | tuple | None:
-        """In the reader thread: count and sample; what to hand to the classifying thread, or None."""
+    def offered(frame: Frame) -> tuple[Frame, np.ndarray | None, float] | None:
+        """In the reader thread: count and sample; hand on (frame, model input or None if not yet
+        preprocessed, preprocess ms), or None for nothing to classify."""
         if not first_stamp:
             first_stamp.append(frame.stamp_s)
         result.read += 1
@@ -165,16 +166,18 @@ def replay(
             return None
         result.sampled += 1
         if speed is not None:
-            return frame  # real time: the reader is the camera; preprocessing is the classifier's work
+            return frame, None, 0.0  # real time: the reader is the camera; preprocessing is the classifier's work
         if len(result.sample_frames) < OVERHEAD_FRAMES:
             result.sample_frames.append(frame)
         return prepare(frame)  # max speed: preprocess here, overlapping inference on the other core
 
-    def classify(item: Frame | tuple) -> None:
-        prepared = prepare(item) if isinstance(item, Frame) else item
-        if prepared is None:
-            return
-        frame, x, preprocess_ms = prepared
+    def classify(item: tuple[Frame, np.ndarray | None, float]) -> None:
+        frame, x, preprocess_ms = item
+        if x is None:  # real time: preprocess here, only the frames actually classified
+            prepared = prepare(frame)
+            if prepared is None:
+                return  # a bad frame, already counted
+            frame, x, preprocess_ms = prepared
         p = classifier.classify_input(x, preprocess_ms)
         label, confidence = smoother.update(p.scores)
         result.add(frame, frame.stamp_s - first_stamp[0], p, label, confidence, classifier.class_names)
