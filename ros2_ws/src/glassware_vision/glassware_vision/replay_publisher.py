@@ -16,6 +16,7 @@ from glassware.edge_runtime.sources import open_source
 from glassware.errors import GlasswareError, ImageDecodeError
 from glassware.preprocessing import decode_image, frame_to_rgb
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -25,6 +26,7 @@ from glassware_vision.sources import bag_messages, bag_topic, is_bag
 from glassware_vision.spin import run_node
 
 PROGRESS_PERIOD_S = 5.0
+ACK_TIMEOUT_S = 5.0
 
 
 class ReplayPublisher(Node):
@@ -67,6 +69,10 @@ class ReplayPublisher(Node):
             if not self.loop:
                 break
         elapsed = time.monotonic() - t0
+        # Reliable subscribers may not have the last frames yet: exiting now would lose them (a short bag
+        # replayed flat out was seen to lose all five of its frames).
+        if self._running() and not self.publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
+            self.get_logger().warning(f"not every subscriber acknowledged the last frames within {ACK_TIMEOUT_S} s")
         for problem in getattr(self.recorded, "problems", []):
             self.get_logger().warning(f"{self.source}: {problem['where']}: {problem['reason']}")
         self.get_logger().info(f"published {self.published} frames in {elapsed:.1f} s "
