@@ -21,10 +21,12 @@ from glassware.preprocessing import preprocess_bytes, preprocess_frame
 
 log = logging.getLogger(__name__)
 
-# "auto" on CPU times the passing int8 formats (else all passing ones) here and keeps the fastest: which
-# runtime wins depends on the CPU (VNNI or not). A GPU provider takes the first that opens in GPU_PREFERENCE
+# "auto" on CPU times the passing formats with int8 weights (full int8 and dynamic-range; else all passing
+# ones) here and keeps the fastest: which wins depends on the CPU (with VNNI int8 arithmetic; without it,
+# dynamic-range's int8 weights with float arithmetic can be faster). A GPU provider takes the first that opens in GPU_PREFERENCE
 # (ONNX: TensorRT builds its own fp16 engine, too slow to build just to time it).
 CPU_PREFERENCE = ("tflite_int8", "onnx_int8", "tflite_fp32", "onnx_fp32", "tflite_fp16", "tflite_dynamic")
+INT8_WEIGHTS = ("int8", "dynamic")  # manifest precisions whose weights are int8 (4x smaller than fp32)
 AUTO_TIMING_RUNS = 15
 GPU_PREFERENCE = ("onnx_fp32", "onnx_int8", "tflite_int8", "tflite_fp32", "tflite_fp16", "tflite_dynamic")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -134,7 +136,7 @@ def _open_format(bundle: Bundle, name: str, threads: int, providers: list[str] |
     if not candidates:
         raise BundleError(f"{bundle.path}: no format passed the export accuracy gate; name one with format=...")
     if not on_gpu:
-        candidates = [n for n in candidates if n.endswith("int8")] or candidates
+        candidates = [n for n in candidates if formats[n].get("precision") in INT8_WEIGHTS] or candidates
     opened, failures = {}, []
     for candidate in candidates:
         try:

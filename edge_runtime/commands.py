@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     p.add_argument("--speed", type=_speed, default=1.0,
                    help="1.0 = real time on the frames' timestamps (frames the classifier misses are dropped); "
                         "2.0 = twice as fast; max = every sampled frame, as fast as possible (throughput)")
-    p.add_argument("--format", default="auto", help="bundle format, e.g. tflite_int8; auto = the fastest passing int8 format, timed here (CPU)")
+    p.add_argument("--format", default="auto", help="bundle format, e.g. tflite_int8; auto = the fastest passing format with int8 weights, timed here (CPU)")
     p.add_argument("--threads", type=int, default=1, help="inference threads")
     p.add_argument("--providers", default="", help="ONNX Runtime providers, e.g. tensorrt,cuda,cpu (default CPU)")
     p.add_argument("--threshold", type=float, help="unknown below this confidence (default: the bundle's)")

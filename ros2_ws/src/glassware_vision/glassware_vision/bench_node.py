@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_node", description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True, help="bundle with a tflite/onnx format and a .keras model")
     parser.add_argument("--format", default="auto",
-                        help="format classifier_node runs (default auto: the fastest passing int8 format here)")
+                        help="format classifier_node runs (default auto: the fastest passing format with int8 weights here)")
     parser.add_argument("--seconds", type=float, default=10.0, help="saturation phase length per node")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="30 Hz phase length per node")
     parser.add_argument("--out", type=Path, help="folder for bench_node.json")
