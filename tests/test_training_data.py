@@ -356,6 +356,8 @@ def test_bench_train_times_both_pipelines(tmp_path):
     for pipeline in ("ours", "paper_style"):
         assert result[pipeline]["input_only_images_per_second"] > 0
     assert result["ratio"] > 0 and result["input_only_ratio"] > 0 and result["cache_build_seconds"] > 0
+    ceiling = result["model_only"]["steady_images_per_second"] / result["paper_style"]["steady_images_per_second"]
+    assert result["targets"]["ceiling_ratio"] == pytest.approx(ceiling, abs=0.06)
     assert (tmp_path / "out" / "bench_train.json").is_file()
     assert "paper-style" in (tmp_path / "out" / "bench_train.md").read_text()
     with pytest.raises(GlasswareError, match="epochs"):

@@ -100,6 +100,8 @@ def bench_train(out: str | Path, data_dir: str | Path | None = None, images: int
                         len(files), batch_size, len(data.class_names), epochs, seed)
     ratio = ours["steady_images_per_second"] / paper["steady_images_per_second"]
     input_ratio = ours["input_only_images_per_second"] / paper["input_only_images_per_second"]
+    ceiling = model_only["steady_images_per_second"]
+    ceiling_ratio = ceiling / paper["steady_images_per_second"]
     result = {
         "schema": "glassware-bench-train/1",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -124,7 +126,10 @@ def bench_train(out: str | Path, data_dir: str | Path | None = None, images: int
         "targets": {"ratio": TARGET_RATIO, "images_per_second": TARGET_IMAGES_PER_SECOND,
                     "met": ratio >= TARGET_RATIO and ours["steady_images_per_second"] >= TARGET_IMAGES_PER_SECOND,
                     "input_only_met": input_ratio >= TARGET_RATIO
-                    and ours["input_only_images_per_second"] >= TARGET_IMAGES_PER_SECOND},
+                    and ours["input_only_images_per_second"] >= TARGET_IMAGES_PER_SECOND,
+                    # No input pipeline trains faster than the model alone: can this machine meet them at all?
+                    "ceiling_ratio": round(ceiling_ratio, 1),
+                    "reachable_here": ceiling_ratio >= TARGET_RATIO and ceiling >= TARGET_IMAGES_PER_SECOND},
         "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(v, 2) for v in load_before],
                     "loadavg_after": [round(v, 2) for v in os.getloadavg()], "keras": keras.__version__,
                     "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS")},
@@ -163,6 +168,9 @@ def markdown_table(result: dict) -> str:
         f"Input pipelines alone, ours / paper-style: {verdict(result['input_only_ratio'], ours['input_only_images_per_second'], result['targets']['input_only_met'])}.",
         f"Ours trains at {ours['steady_images_per_second'] / model['steady_images_per_second'] * 100:.0f} % of "
         "the model-alone ceiling: beyond it only a faster CPU (or GPU) helps.",
+        f"That ceiling is {model['steady_images_per_second']:.0f} images/s, "
+        f"{result['targets']['ceiling_ratio']:.1f}x the paper-style pipeline: the targets are "
+        f"{'within reach' if result['targets']['reachable_here'] else 'beyond reach'} on this machine.",
     ]
     return "\n".join(lines)
 
