@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 # "auto" on CPU times the passing formats with int8 weights (full int8 and dynamic-range; else all passing
 # ones) here and keeps the fastest: which wins depends on the CPU (with VNNI int8 arithmetic; without it,
-# dynamic-range's int8 weights with float arithmetic can be faster). A GPU provider takes the first that opens in GPU_PREFERENCE
-# (ONNX: TensorRT builds its own fp16 engine, too slow to build just to time it).
+# dynamic-range's int8 weights with float arithmetic can be faster). A GPU provider takes the first that
+# opens in GPU_PREFERENCE (ONNX: TensorRT builds its own fp16 engine, too slow to build just to time it).
 CPU_PREFERENCE = ("tflite_int8", "onnx_int8", "tflite_fp32", "onnx_fp32", "tflite_fp16", "tflite_dynamic")
 INT8_WEIGHTS = ("int8", "dynamic")  # manifest precisions whose weights are int8 (4x smaller than fp32)
 AUTO_TIMING_RUNS = 15
