@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -226,9 +227,8 @@ def _phases(config: TrainConfig, model_options: dict) -> list[Phase]:
 def _start_phase(model: keras.Model, phase: Phase, index: int, config: TrainConfig, state: dict,
                  checkpoints: Path, steps_per_epoch: int) -> None:
     """Set what trains in this phase and compile a fresh optimizer; fine-tuning starts from the best head."""
-    best = checkpoints / "best.weights.h5"
-    if index > 0 and best.is_file():
-        model.load_weights(best)
+    if index > 0:
+        _restore_best(model, checkpoints)
     base = _backbone(model)
     if phase.name == "head":
         base.trainable = False
@@ -249,6 +249,17 @@ def _learning_rate(phase: Phase, config: TrainConfig, steps_per_epoch: int):
         return phase.learning_rate
     return keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=phase.epochs * steps_per_epoch,
                                                   alpha=0.01)
+
+
+def _restore_best(model: keras.Model, checkpoints: Path) -> None:
+    """Load the best epoch's weights, if there is one. The file also holds that epoch's optimizer state, which
+    nothing here needs (a phase compiles a fresh optimizer; the finished model is for inference) and which
+    Keras refuses, with a warning, when the best epoch came from an earlier phase with fewer trainable weights."""
+    best = checkpoints / "best.weights.h5"
+    if best.is_file():
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Skipping variable loading for optimizer")
+            model.load_weights(best)
 
 
 def _backbone(model: keras.Model) -> keras.Model | None:
@@ -290,9 +301,7 @@ def _strategy() -> tf.distribute.Strategy:
 def _finish(out: Path, model: keras.Model, config: TrainConfig, data, spec: Preprocessing, state: dict,
             strategy: tf.distribute.Strategy) -> dict:
     """Restore the best weights; write model.keras, history.csv, training_curves.png and run.json."""
-    best = out / "checkpoints" / "best.weights.h5"
-    if best.is_file():
-        model.load_weights(best)
+    _restore_best(model, out / "checkpoints")
     model.save(out / "model.keras")
     _write_history(out, state["history"], title=f"{config.model} on {Path(config.data_dir).name}")
     info = _run_info(model, config, data, spec, state, strategy)
