@@ -35,6 +35,7 @@ from glassware.training.run import RUN_SCHEMA, TrainConfig
 
 log = logging.getLogger(__name__)
 
+BEST_WEIGHTS = "best.weights.h5"  # in RUN/checkpoints: the best epoch so far, kept across a resume
 HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                   "seconds", "images_per_second")
 
@@ -138,7 +139,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if _improved(value, state["best"], monitor):
             state["best"] = {"epoch": epoch, "value": value, "val_accuracy": float(logs.get("val_accuracy", float("nan")))}
             state["wait"] = 0
-            self.model.save_weights(self.dir / "best.weights.h5")
+            self.model.save_weights(self.dir / BEST_WEIGHTS)
             return
         state["wait"] += 1
         if state["wait"] >= self.config.patience:
@@ -255,7 +256,7 @@ def _restore_best(model: keras.Model, checkpoints: Path) -> None:
     """Load the best epoch's weights, if there is one. The file also holds that epoch's optimizer state, which
     nothing here needs (a phase compiles a fresh optimizer; the finished model is for inference) and which
     Keras refuses, with a warning, when the best epoch came from an earlier phase with fewer trainable weights."""
-    best = checkpoints / "best.weights.h5"
+    best = checkpoints / BEST_WEIGHTS
     if best.is_file():
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Skipping variable loading for optimizer")
