@@ -88,6 +88,27 @@ def test_split_is_stratified_deterministic_and_finds_planted_leaks(planted, tmp_
     assert other_seed.val.paths != data.val.paths
 
 
+def test_split_keeps_near_duplicates_together_when_the_class_allows(tmp_path):
+    """Three pictures of cat_a also appear re-encoded and resized: each pair lands on one side, so the split
+    is leak-free, and a class of all-distinct pictures is split exactly as without groups."""
+    root = make_dataset_folder(tmp_path / "data", per_class=10)
+    for i in range(3):
+        original = cv2.imread(str(next((root / "cat_a").glob(f"img_{i}.*"))))
+        write(root / "cat_a" / f"again_{i}.jpg", cv2.resize(original, (100, 80), interpolation=cv2.INTER_AREA),
+              quality=55)
+    data = prepare_data(root, SPEC, tmp_path / "cache")
+    assert data.leakage["ok"] and data.leakage["grouped_images"] == 6
+    val = set(data.val.paths)
+    for i in range(3):
+        pair = [p for p in data.train.paths + data.val.paths if p.startswith((f"cat_a/img_{i}.", f"cat_a/again_{i}."))]
+        assert len(pair) == 2 and len({p in val for p in pair}) == 1, pair
+    assert int(np.sum(data.val.y == 0)) == 2  # cat_a: 13 images, its val share still met
+
+    labels = np.repeat([0, 1], [10, 7])
+    assert all(np.array_equal(a, b) for a, b in zip(stratified_split(labels, 0.2, 3),
+                                                    stratified_split(labels, 0.2, 3, np.arange(17))))
+
+
 def test_leak_free_dataset_reports_ok(tmp_path, caplog):
     root = make_dataset_folder(tmp_path / "data", per_class=7)
     with caplog.at_level(logging.WARNING):

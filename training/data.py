@@ -1,9 +1,9 @@
 """A class-folder dataset -> decoded-once, stratified, leak-checked training data.
 
 `prepare_data` scans the class folders, decodes and resizes every image once (in parallel, with the shared
-`glassware.preprocessing` definition), splits each class by seed, checks the split for leaks (the same
-file, or a near-duplicate by perceptual hash, on both sides), and caches the uint8 arrays so later runs and
-every epoch skip JPEG decoding. Needs numpy and OpenCV only, no TensorFlow.
+`glassware.preprocessing` definition), splits each class by seed keeping near-duplicates together, checks
+the split for leaks (the same file, or a near-duplicate by perceptual hash, on both sides), and caches the
+uint8 arrays so later runs and every epoch skip JPEG decoding. Needs numpy and OpenCV only, no TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from glassware.preprocessing import IMAGE_SUFFIXES, Preprocessing, preprocess_by
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: near-duplicates kept on one side of the split
 CACHE_KEY_FILE = "cache.json"  # written last: its presence means the arrays beside it are complete
 # pHash bits (of 256) two images may differ in and still count as the same picture. Measured on synthetic
 # 150x150 glassware: re-encoding at JPEG quality 40, resizing, brightness +-15 and 2 % crops stay <= 28;
@@ -118,16 +118,60 @@ def scan_dataset(data_dir: str | Path) -> Scan:
     return Scan([d.name for d in class_dirs], files, sorted(ignored))
 
 
-def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val), sorted: each class shuffled by (seed, class) and cut, at least one image per side."""
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int,
+                     groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val), sorted: each class shuffled by (seed, class) and cut, at least one image per side.
+
+    `groups` (one id per image, see `duplicate_groups`) keeps images of one group on one side: whole groups
+    are drawn into val until it has its share. A class whose groups cannot be kept whole (every group is
+    larger than its val share) is cut image by image, and the leakage check then reports the pairs.
+    With all-distinct groups the split is the same as without them.
+    """
     labels = np.asarray(labels)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
     train, val = [], []
     for label in np.unique(labels):
-        members = np.random.default_rng([seed, int(label)]).permutation(np.flatnonzero(labels == label))
+        members = np.flatnonzero(labels == label)
+        rng = np.random.default_rng([seed, int(label)])
         n_val = min(len(members) - 1, max(1, int(len(members) * val_fraction + 0.5)))
-        val.append(members[:n_val])
-        train.append(members[n_val:])
+        picked: list[int] = []
+        for g in rng.permutation(np.unique(groups[members])):
+            in_group = members[groups[members] == g]
+            if len(picked) + len(in_group) <= n_val:
+                picked += in_group.tolist()
+            if len(picked) == n_val:
+                break
+        if not picked:
+            picked = rng.permutation(members)[:n_val].tolist()
+        in_val = np.isin(members, picked)
+        val.append(members[in_val])
+        train.append(members[~in_val])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def duplicate_groups(prints: list[Fingerprint], max_bits: int = NEAR_DUPLICATE_MAX_BITS) -> np.ndarray:
+    """A group id per image: the same file (path or content) or a near-duplicate, transitively, share one."""
+    parent = list(range(len(prints)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def join(i: int, j: int) -> None:
+        parent[root(j)] = root(i)
+
+    for key in ("real_path", "sha256"):
+        first: dict[str, int] = {}
+        for i, f in enumerate(prints):
+            join(first.setdefault(getattr(f, key), i), i)
+    if prints:
+        hashes = np.stack([f.phash for f in prints])
+        for i, j, _ in _near_pairs(hashes, hashes, max_bits):
+            if i < j:
+                join(i, j)
+    return np.array([root(i) for i in range(len(prints))], np.int64)
 
 
 def perceptual_hash(image: np.ndarray) -> np.ndarray:
@@ -202,8 +246,10 @@ def _build(data_dir: Path, scan: Scan, spec: Preprocessing, val_fraction: float,
     if skipped:
         x = x[readable]
     prints = [Fingerprint(path, *ids[i], perceptual_hash(image)) for path, i, image in zip(paths, readable, x)]
-    train, val = stratified_split(labels, val_fraction, seed)
+    groups = duplicate_groups(prints)
+    train, val = stratified_split(labels, val_fraction, seed, groups)
     leakage = check_leakage([prints[i] for i in train], [prints[i] for i in val])
+    leakage["grouped_images"] = int((np.bincount(groups)[groups] > 1).sum())  # kept with their near-duplicates
     return PreparedData(
         class_names=scan.class_names,
         train=Split([paths[i] for i in train], x[train], labels[train]),
