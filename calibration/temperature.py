@@ -1,59 +1,92 @@
-"""Temperature scaling: one scalar T so that softmax(logits / T) is calibrated (Guo et al., 2017). NumPy only.
+"""Confidence calibration: a temperature and a uniform mix, so that "0.97" means right 97 % of the time.
 
-T is fitted on the run's validation split by minimising the negative log-likelihood over log T with a
-bounded golden-section search. It never changes which class wins, only how sure the model says it is.
+    probs = (1 - mix) * softmax(logits / T) + mix / K        (K classes)
+
+T < 1 sharpens and T > 1 softens every answer (Guo et al., 2017); the uniform mix caps the most confident
+answer at 1 - mix * (K - 1) / K, saying how often even the surest answers are wrong (the two-member case of
+Zhang et al.'s ensemble temperature scaling, 2020). Neither changes which class wins.
+
+Both are fitted on the run's validation split by the Brier score on a grid. Why not the usual NLL: measured
+on the demo's VGG, the model is under-confident in the middle (answers at 0.75 right 87 % of the time) and
+slightly over-confident at the top (a few `other` vessels taken for J at 0.99+). The NLL, unbounded, is
+dominated by those few confident errors and asks for T > 1 and no mix, which makes the middle worse: lab
+test ECE 2.2 -> 2.8 %, stress 4.5 -> 7.6 %. The Brier score is as proper but bounded (an error costs at
+most 2), so it weighs every answer: T 0.56 and a mix of 0.023 gave test 1.0 %, stress 3.6 % (README).
+NumPy only: the edge runtime applies the same formula (`scaled_probs`).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from glassware.metrics import reliability, softmax
 
-T_BOUNDS = (0.05, 20.0)
+T_GRID = np.exp(np.linspace(np.log(0.25), np.log(4.0), 193))  # steps of 1.5 %
+MAX_MIX = 0.5
+IDENTITY = {"temperature": 1.0, "uniform_mix": 0.0}
 
 
-def nll(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0) -> float:
-    """Mean negative log-likelihood of the true labels under softmax(logits / temperature)."""
-    z = np.asarray(logits, np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    return float(-log_probs[np.arange(len(z)), np.asarray(y, int)].mean())
+def scaled_probs(logits: np.ndarray, temperature: float = 1.0, uniform_mix: float = 0.0) -> np.ndarray:
+    """Calibrated class probabilities (the module docstring's formula)."""
+    p = softmax(logits, temperature)
+    return (1.0 - uniform_mix) * p + uniform_mix / p.shape[-1] if uniform_mix else p
 
 
-def fit_temperature(logits: np.ndarray, y: np.ndarray, bounds: tuple[float, float] = T_BOUNDS) -> dict:
-    """The T in `bounds` minimising validation NLL, with how it was chosen.
+def nll(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0, uniform_mix: float = 0.0) -> float:
+    """Mean negative log-likelihood of the true labels under the calibrated probabilities."""
+    p = scaled_probs(logits, temperature, uniform_mix)[np.arange(len(y)), np.asarray(y, int)]
+    return float(-np.log(np.maximum(p, 1e-300)).mean())
 
-    With no misclassified sample the NLL keeps falling as T -> 0 (sharpening a perfect classifier always
-    "helps"), so the optimum is an artefact of the bound, not evidence: T stays 1.0 and the record says why.
+
+def brier(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0, uniform_mix: float = 0.0) -> float:
+    """Mean Brier score: squared distance between the calibrated probabilities and the one-hot truth."""
+    p = scaled_probs(logits, temperature, uniform_mix)
+    p[np.arange(len(p)), np.asarray(y, int)] -= 1.0
+    return float((p ** 2).sum(-1).mean())
+
+
+def fit_scaling(logits: np.ndarray, y: np.ndarray) -> dict:
+    """{"temperature", "uniform_mix", "method"}: the grid point with the lowest Brier score on (logits, y).
+
+    With no misclassified sample every score keeps improving as T -> 0 (sharpening a perfect classifier
+    always "helps"), so the optimum is an artefact of the grid, not evidence: no scaling, and the record
+    says why.
     """
     logits, y = np.asarray(logits, np.float64), np.asarray(y, int)
     if len(y) == 0:
-        return {"temperature": 1.0, "method": "none: empty validation split"}
+        return {**IDENTITY, "method": "none: empty validation split"}
     if (logits.argmax(-1) == y).all():
-        return {"temperature": 1.0, "method": "kept 1.0: no validation errors, so T is not identifiable"}
-    log_t = _golden_section(lambda s: nll(logits, y, math.exp(s)), math.log(bounds[0]), math.log(bounds[1]))
-    temperature = math.exp(log_t)
-    at_bound = min(abs(log_t - math.log(b)) for b in bounds) < 1e-3
-    return {"temperature": temperature, "method": "val NLL minimum" + (" (at the search bound)" if at_bound else "")}
+        return {**IDENTITY, "method": "none: no validation errors, so the scaling is not identifiable"}
+    onehot = np.eye(logits.shape[-1])[y]
+    best = (np.inf, 1.0, 0.0)
+    for t in T_GRID:
+        # q - onehot = a + mix * b, so the Brier score is a quadratic in the mix: its minimum is exact.
+        p = softmax(logits, t)
+        a, b = p - onehot, 1.0 / p.shape[-1] - p
+        mix = float(np.clip(-(a * b).sum() / max((b * b).sum(), 1e-300), 0.0, MAX_MIX))
+        score = float(((a + mix * b) ** 2).sum(-1).mean())
+        best = min(best, (score, float(t), mix))
+    return {"temperature": best[1], "uniform_mix": best[2], "method": "lowest validation Brier score"}
 
 
-def calibration_summary(logits: np.ndarray, y: np.ndarray, temperature: float, bins: int = 15) -> dict:
-    """ECE and NLL before (T = 1) and after temperature scaling on one split."""
+def calibration_summary(logits: np.ndarray, y: np.ndarray, scaling: dict, bins: int = 15) -> dict:
+    """ECE and NLL before and after `scaling` ({"temperature", "uniform_mix"}) on one split."""
     y = np.asarray(y, int)
+    t, mix = scaling["temperature"], scaling["uniform_mix"]
     return {
         "n": int(len(y)),
         "ece_before": reliability(softmax(logits), y, bins)["ece"],
-        "ece_after": reliability(softmax(logits, temperature), y, bins)["ece"],
+        "ece_after": reliability(scaled_probs(logits, t, mix), y, bins)["ece"],
         "nll_before": nll(logits, y),
-        "nll_after": nll(logits, y, temperature),
+        "nll_after": nll(logits, y, t, mix),
+        "brier_before": brier(logits, y),
+        "brier_after": brier(logits, y, t, mix),
     }
 
 
-def plot_reliability(splits: dict[str, tuple[np.ndarray, np.ndarray]], temperature: float, path: str | Path,
+def plot_reliability(splits: dict[str, tuple[np.ndarray, np.ndarray]], scaling: dict, path: str | Path,
                      bins: int = 15) -> Path:
     """Reliability diagram, one panel per split: accuracy vs confidence per bin, before and after scaling."""
     import matplotlib
@@ -64,8 +97,9 @@ def plot_reliability(splits: dict[str, tuple[np.ndarray, np.ndarray]], temperatu
     fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 4.2), squeeze=False)
     for ax, (name, (logits, y)) in zip(axes[0], splits.items()):
         ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
-        for t, label, style in ((1.0, "before", "o-"), (temperature, f"after (T={temperature:.2f})", "s-")):
-            r = reliability(softmax(logits, t), y, bins)
+        after = f"after (T={scaling['temperature']:.2f}, mix={scaling['uniform_mix']:.3f})"
+        for scale, label, style in ((IDENTITY, "before", "o-"), (scaling, after, "s-")):
+            r = reliability(scaled_probs(logits, scale["temperature"], scale["uniform_mix"]), y, bins)
             conf, acc = np.array(r["confidence"]), np.array(r["accuracy"])
             keep = ~np.isnan(conf)
             ax.plot(conf[keep], acc[keep], style, ms=4, label=f"{label}: ECE {100 * r['ece']:.1f}%")
@@ -79,20 +113,3 @@ def plot_reliability(splits: dict[str, tuple[np.ndarray, np.ndarray]], temperatu
     plt.close(fig)
     return path
 
-
-def _golden_section(f, lo: float, hi: float, tol: float = 1e-5) -> float:
-    """Minimum of a unimodal f on [lo, hi]."""
-    ratio = (math.sqrt(5) - 1) / 2
-    a, b = lo, hi
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = f(c), f(d)
-    while b - a > tol:
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = f(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = f(d)
-    return (a + b) / 2

@@ -11,8 +11,9 @@ manifest.json:
     model             "vgg" | "mobilenet"
     class_names       [str, ...]      index = model output index
     preprocessing     glassware.preprocessing.Preprocessing.to_dict()
-    output            "logits"        every format outputs logits; probs = softmax(logits / temperature)
-    calibration       {"temperature": float, "threshold": float, "target_precision": float, ...}
+    output            "logits"        every format outputs logits; calibrated probabilities are
+                                      (1 - uniform_mix) * softmax(logits / temperature) + uniform_mix / K
+    calibration       {"temperature": float, "uniform_mix": float, "threshold": float, "target_precision": float, ...}
     formats           {name: {"file", "runtime": "tflite"|"onnx", "precision": "fp32"|"fp16"|"dynamic"|"int8",
                               "input_dtype": "float32"|"uint8"|"int8", "metrics": {...}, "gate": "pass"|"fail"}}
     files             {relative path: sha256 hex}  every model file; the manifest itself is not listed
@@ -94,6 +95,10 @@ class Bundle:
     @property
     def temperature(self) -> float:
         return float(self.manifest.get("calibration", {}).get("temperature", 1.0))
+
+    @property
+    def uniform_mix(self) -> float:
+        return float(self.manifest.get("calibration", {}).get("uniform_mix", 0.0))  # 0.0: bundles before it
 
     @property
     def threshold(self) -> float:

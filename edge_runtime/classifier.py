@@ -62,6 +62,8 @@ class Classifier:
         self._spec = self.bundle.preprocessing
         self._input_shape = (self._spec.height, self._spec.width, 3)
         self._inv_temperature = np.float32(1.0 / self.bundle.temperature)
+        mix = self.bundle.uniform_mix
+        self._keep, self._floor = np.float32(1.0 - mix), np.float32(mix / len(self.class_names))
         self.threshold = self.bundle.threshold if threshold is None else threshold
 
     @property
@@ -105,7 +107,8 @@ class Classifier:
         scores = logits * self._inv_temperature
         scores -= scores.max()
         np.exp(scores, out=scores)
-        scores /= scores.sum()
+        scores *= self._keep / scores.sum()
+        scores += self._floor  # the calibration's uniform mix (glassware.calibration.temperature)
         top = int(scores.argmax())
         confidence = float(scores[top])
         accepted = confidence >= self._threshold

@@ -44,7 +44,8 @@ def _export(args: argparse.Namespace) -> int:
                           tolerance=args.tolerance, keep_failed=args.keep_failed,
                           target_precision=args.target_precision, representative=args.representative, seed=args.seed)
     c, failed = manifest["calibration"], manifest["gate"]["failed"]
-    print(f"temperature {c['temperature']:.3f}, threshold {c['threshold']:.4f}; bundle {manifest['bundle_id']} in {args.out}")
+    print(f"temperature {c['temperature']:.3f}, uniform mix {c['uniform_mix']:.4f}, threshold {c['threshold']:.4f}; "
+          f"bundle {manifest['bundle_id']} in {args.out}")
     if failed:
         action = "kept (--keep-failed)" if args.keep_failed else "removed from the bundle"
         print(f"gate FAILED for {', '.join(failed)}: {action}")

@@ -1,6 +1,6 @@
 """`glassware export`: a training run -> one self-describing, accuracy-gated model bundle.
 
-Steps: open the run; Keras logits on val (and the test/stress folders); temperature and abstention threshold
+Steps: open the run; Keras logits on val (and the test/stress folders); confidence scaling and abstention threshold
 fitted on val; int8 representative set from the cached training images; every format converted, then run
 on its own runtime and gated against Keras; model files, the Keras model, manifest, reliability diagram and
 `export_report.md` written. The bundle is built next to `out_dir` and moved into place only when complete.
@@ -19,14 +19,14 @@ from tqdm import tqdm
 
 from glassware import __version__
 from glassware.calibration.representative import DEFAULT_SIZE, representative_set
-from glassware.calibration.temperature import calibration_summary, fit_temperature, plot_reliability
+from glassware.calibration.temperature import calibration_summary, fit_scaling, plot_reliability, scaled_probs
 from glassware.calibration.threshold import DEFAULT_TARGET_PRECISION, abstention_threshold, selective_metrics
 from glassware.edge_runtime.backends import open_backend
 from glassware.edge_runtime.bundle import MANIFEST, write_manifest
 from glassware.errors import ExportError
 from glassware.export.convert import FORMATS, Converter
 from glassware.export.gate import gate_table, run_logits, split_metrics, verdict
-from glassware.metrics import expected_calibration_error, softmax
+from glassware.metrics import expected_calibration_error
 
 DEFAULT_FORMATS = tuple(FORMATS)
 REPORT = "export_report.md"
@@ -61,8 +61,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     keras_logits = {name: logits_model.predict(x.astype(np.float32), batch_size=32, verbose=0)
                     for name, (x, _) in tqdm(splits.items(), desc="keras reference", unit="split")}
     calibration = _calibrate(keras_logits, splits, target_precision)
+    scaling = calibration["temperature"], calibration["uniform_mix"]
     reference = {name: {"n": len(y), "accuracy": float((keras_logits[name].argmax(-1) == y).mean()),
-                        "ece": expected_calibration_error(softmax(keras_logits[name], calibration["temperature"]), y)}
+                        "ece": expected_calibration_error(scaled_probs(keras_logits[name], *scaling), y)}
                  for name, (_, y) in splits.items()}
     rep = None
     if any(FORMATS[f].needs_representative for f in formats):
@@ -87,7 +88,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
 
         keras_file = f"{run.model_name}.keras"
         model.save(work / keras_file)  # loaded uncompiled: no optimizer state, a third of the run's file
-        plot_reliability({s: (keras_logits[s], y) for s, (_, y) in splits.items()}, calibration["temperature"],
+        plot_reliability({s: (keras_logits[s], y) for s, (_, y) in splits.items()}, calibration,
                          work / RELIABILITY_PNG)
         calibration["plots"] = [RELIABILITY_PNG]
         manifest = write_manifest(work, {
@@ -137,8 +138,7 @@ def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_acc
     """Run one exported file on its own runtime over every split; its manifest entry with the verdict."""
     fmt = FORMATS[name]
     backend = open_backend(path, fmt.runtime, threads=os.cpu_count() or 1)  # offline: every core
-    metrics = {s: split_metrics(run_logits(backend, x), y, keras_logits[s], calibration["temperature"],
-                                calibration["threshold"])
+    metrics = {s: split_metrics(run_logits(backend, x), y, keras_logits[s], calibration, calibration["threshold"])
                for s, (x, y) in splits.items()}
     status, reason = verdict(metrics[gate_split]["accuracy"], keras_accuracy, tolerance)
     return {"file": path.name, "runtime": fmt.runtime, "precision": fmt.precision,
@@ -147,18 +147,20 @@ def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_acc
 
 
 def _calibrate(keras_logits: dict, splits: dict, target_precision: float) -> dict:
-    """Temperature and threshold fitted on val; ECE before/after and selective accuracy on every split."""
+    """Scaling and threshold fitted on val; ECE before/after and selective accuracy on every split."""
     val_logits, y_val = keras_logits["val"], splits["val"][1]
-    fit = fit_temperature(val_logits, y_val)
-    temperature = fit["temperature"]
-    chosen = abstention_threshold(softmax(val_logits, temperature), y_val, target_precision)
+    fit = fit_scaling(val_logits, y_val)
+    scaling = fit["temperature"], fit["uniform_mix"]
+    chosen = abstention_threshold(scaled_probs(val_logits, *scaling), y_val, target_precision)
     summary = {}
     for name, (_, y) in splits.items():
-        summary[name] = calibration_summary(keras_logits[name], y, temperature)
-        summary[name].update(selective_metrics(softmax(keras_logits[name], temperature), y, chosen["threshold"]))
+        summary[name] = calibration_summary(keras_logits[name], y, fit)
+        summary[name].update(selective_metrics(scaled_probs(keras_logits[name], *scaling), y, chosen["threshold"]))
     return {
-        "temperature": temperature,
-        "temperature_method": fit["method"],
+        "temperature": fit["temperature"],
+        "uniform_mix": fit["uniform_mix"],
+        "max_confidence": 1.0 - fit["uniform_mix"] * (1 - 1 / val_logits.shape[-1]),
+        "scaling_method": fit["method"],
         "threshold": chosen["threshold"],
         "target_precision": target_precision,
         "threshold_target_met_on_val": chosen["target_met"],
@@ -185,16 +187,19 @@ def _report(manifest: dict, table: str) -> str:
         f"removed from the bundle: {', '.join(g['removed']) or 'none'}.", "",
         table, "",
         "## Calibration", "",
-        f"Temperature **{c['temperature']:.3f}** ({c['temperature_method']}); abstention threshold "
+        f"Temperature **{c['temperature']:.3f}**, uniform mix **{c['uniform_mix']:.4f}** (so no answer is surer "
+        f"than {100 * c['max_confidence']:.1f}%; {c['scaling_method']}); abstention threshold "
         f"**{c['threshold']:.4f}** for a target precision of {100 * c['target_precision']:g}% on val "
         f"(set by {c['threshold_limited_by']}; target met on val: {c['threshold_target_met_on_val']}). "
-        "Keras model, before → after temperature scaling:", "",
-        "| split | n | ECE before | ECE after | NLL before | NLL after | coverage | precision of accepted |",
-        "|---|---|---|---|---|---|---|---|",
+        "Keras model, before → after scaling:", "",
+        "| split | n | ECE before | ECE after | Brier before | Brier after | NLL before | NLL after | coverage "
+        "| precision of accepted |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in c["splits"].items():
         precision = f"{100 * s['precision']:.1f}%" if s["accepted"] else "none accepted"
         lines.append(f"| {name} | {s['n']} | {100 * s['ece_before']:.2f}% | {100 * s['ece_after']:.2f}% | "
-                     f"{s['nll_before']:.3f} | {s['nll_after']:.3f} | {100 * s['coverage']:.1f}% | {precision} |")
+                     f"{s['brier_before']:.4f} | {s['brier_after']:.4f} | {s['nll_before']:.3f} | {s['nll_after']:.3f} "
+                     f"| {100 * s['coverage']:.1f}% | {precision} |")
     lines += ["", f"![reliability diagram]({RELIABILITY_PNG})", ""]
     return "\n".join(lines)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from glassware.calibration.temperature import scaled_probs
 from glassware.calibration.threshold import selective_metrics
-from glassware.metrics import expected_calibration_error, softmax
+from glassware.metrics import expected_calibration_error
 
 BATCH = 32
 
@@ -21,11 +22,13 @@ def run_logits(backend, x: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def split_metrics(logits: np.ndarray, y: np.ndarray, reference_logits: np.ndarray, temperature: float,
+def split_metrics(logits: np.ndarray, y: np.ndarray, reference_logits: np.ndarray, scaling: dict,
                   threshold: float) -> dict:
     """Accuracy, agreement with and max probability difference from the reference (Keras) logits, ECE
-    after temperature scaling, and coverage/precision at the abstention threshold."""
-    probs, reference = softmax(logits, temperature), softmax(reference_logits, temperature)
+    after confidence scaling ({"temperature", "uniform_mix"}), and coverage/precision at the abstention
+    threshold."""
+    t, mix = scaling["temperature"], scaling.get("uniform_mix", 0.0)
+    probs, reference = scaled_probs(logits, t, mix), scaled_probs(reference_logits, t, mix)
     y = np.asarray(y, int)
     accepted = selective_metrics(probs, y, threshold)
     return {

@@ -1,4 +1,4 @@
-"""Calibration: representative set, temperature scaling, abstention threshold (NumPy, plus the tiny run)."""
+"""Calibration: representative set, confidence scaling, abstention threshold (NumPy, plus the tiny run)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from glassware.calibration.representative import check_pixel_range, representative_set, stratified_indices
-from glassware.calibration.temperature import calibration_summary, fit_temperature, nll, plot_reliability
+from glassware.calibration.temperature import brier, calibration_summary, fit_scaling, nll, plot_reliability, scaled_probs
 from glassware.calibration.threshold import abstention_threshold, selective_metrics
 from glassware.errors import ExportError
 from glassware.metrics import softmax
@@ -62,21 +62,38 @@ def test_pixel_range_check_refuses_scaled_inputs():
         check_pixel_range(pixels[..., 0])
 
 
-def test_temperature_recovers_known_overconfidence():
-    logits, y = overconfident_logits(true_temperature=3.0)
-    fit = fit_temperature(logits, y)
-    assert fit["temperature"] == pytest.approx(3.0, rel=0.1)
+def test_scaling_recovers_known_overconfidence():
+    logits, y = overconfident_logits(n=10000, true_temperature=3.0)
+    fit = fit_scaling(logits, y)
+    assert fit["temperature"] == pytest.approx(3.0, rel=0.05) and fit["uniform_mix"] < 0.01
     assert nll(logits, y, fit["temperature"]) < nll(logits, y)
-    s = calibration_summary(logits, y, fit["temperature"])
-    assert s["ece_after"] < 0.03 < s["ece_before"]
+    s = calibration_summary(logits, y, fit)
+    assert s["ece_after"] < 0.03 < s["ece_before"] and s["brier_after"] < s["brier_before"]
     # scaling never changes the predicted class
-    assert np.array_equal(softmax(logits, fit["temperature"]).argmax(-1), logits.argmax(-1))
+    assert np.array_equal(scaled_probs(logits, fit["temperature"], fit["uniform_mix"]).argmax(-1), logits.argmax(-1))
 
 
-def test_temperature_is_kept_at_one_without_validation_errors():
+def test_scaling_recovers_confident_errors_as_a_uniform_mix():
+    """Calibrated logits, but 6 % of the labels replaced by a random class whatever the model says (the
+    `other` vessel that looks exactly like J): the truth is T = 1 with a mix of 0.06. A temperature alone
+    cannot say "sure, and still wrong 5 % of the time"; the mix can, and the NLL fit of T alone would soften
+    every answer instead."""
+    logits, y = overconfident_logits(n=20000, true_temperature=1.0, seed=1)
+    rng = np.random.default_rng(2)
+    noisy = rng.random(len(y)) < 0.06
+    y = np.where(noisy, rng.integers(0, 9, len(y)), y)
+    fit = fit_scaling(logits, y)
+    assert fit["temperature"] == pytest.approx(1.0, abs=0.1) and fit["uniform_mix"] == pytest.approx(0.06, abs=0.02)
+    assert brier(logits, y, fit["temperature"], fit["uniform_mix"]) < brier(logits, y)
+    p = scaled_probs(logits, fit["temperature"], fit["uniform_mix"])
+    assert p.max() <= 1 - fit["uniform_mix"] * 8 / 9 + 1e-12 and np.allclose(p.sum(-1), 1)
+    assert calibration_summary(logits, y, fit)["ece_after"] < 0.02
+
+
+def test_scaling_is_identity_without_validation_errors():
     logits = np.eye(4)[[0, 1, 2, 3, 0]] * 5
-    fit = fit_temperature(logits, np.array([0, 1, 2, 3, 0]))
-    assert fit["temperature"] == 1.0 and "no validation errors" in fit["method"]
+    fit = fit_scaling(logits, np.array([0, 1, 2, 3, 0]))
+    assert (fit["temperature"], fit["uniform_mix"]) == (1.0, 0.0) and "no validation errors" in fit["method"]
 
 
 def test_threshold_is_the_lowest_meeting_the_target():
@@ -118,5 +135,6 @@ def test_selective_metrics():
 
 def test_reliability_diagram_is_a_png(tmp_path):
     logits, y = overconfident_logits(n=300)
-    path = plot_reliability({"val": (logits, y), "test": (logits[:100], y[:100])}, 3.0, tmp_path / "r.png")
+    scaling = {"temperature": 3.0, "uniform_mix": 0.01}
+    path = plot_reliability({"val": (logits, y), "test": (logits[:100], y[:100])}, scaling, tmp_path / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
