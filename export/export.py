@@ -1,8 +1,8 @@
 """`glassware export`: a training run -> one self-describing, accuracy-gated model bundle.
 
-Steps: open the run; Keras logits on val (and the test/stress folders); confidence scaling and abstention threshold
-fitted on val; int8 representative set from the cached training images; every format converted, then run
-on its own runtime and gated against Keras; model files, the Keras model, manifest, reliability diagram and
+Steps: open the run; Keras logits on val (and the test/stress/calibration folders); confidence scaling and
+abstention threshold fitted on val (plus the calibration folder when given); int8 representative set from the
+cached training images; every format converted, then run on its own runtime and gated against Keras; model files, the Keras model, manifest, reliability diagram and
 `export_report.md` written. The bundle is built next to `out_dir` and moved into place only when complete.
 """
 
@@ -34,7 +34,8 @@ RELIABILITY_PNG = "reliability.png"
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS,
-               test_dir: str | Path | None = None, stress_dir: str | Path | None = None, tolerance: float = 1.0,
+               test_dir: str | Path | None = None, stress_dir: str | Path | None = None,
+               calibration_dir: str | Path | None = None, tolerance: float = 1.0,
                keep_failed: bool = False, target_precision: float = DEFAULT_TARGET_PRECISION,
                representative: int = DEFAULT_SIZE, seed: int = 0) -> dict:
     """Export `run_dir` into the bundle `out_dir`; return the manifest as written.
@@ -42,6 +43,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     Formats failing the gate (accuracy more than `tolerance` points below Keras on the test split, or on
     val when no test folder is given) are deleted from the bundle unless `keep_failed`; either way they
     are listed in manifest["gate"]["failed"] and the caller decides the exit code.
+
+    `calibration_dir`: held-out lab images, in neither the run nor the test folder, fitted on together with
+    val. 405 val images hold ~15 errors; measured on two demo VGG runs, scaling fitted on them alone sharpened
+    one run 3.5x (stress ECE 5.9 -> 7.7 %), while fitted on 1,305 it was 1.6-1.9x on both and improved both.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -54,13 +59,19 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
 
     run = load_run(run_dir)
     splits, datasets = _evaluation_splits(run, test_dir, stress_dir)
+    held_out = _labelled(calibration_dir, run) if calibration_dir is not None else None
     gate_split = "test" if "test" in splits else "val"
 
     model = run.model()
     logits_model = cut_at_logits(model)
     keras_logits = {name: logits_model.predict(x.astype(np.float32), batch_size=32, verbose=0)
                     for name, (x, _) in tqdm(splits.items(), desc="keras reference", unit="split")}
-    calibration = _calibrate(keras_logits, splits, target_precision)
+    fit_on = [(keras_logits["val"], splits["val"][1])]
+    if held_out is not None:
+        fit_on.append((logits_model.predict(held_out[0].astype(np.float32), batch_size=32, verbose=0), held_out[1]))
+        datasets["calibration"] = {"source": str(Path(calibration_dir).resolve()), "n": len(held_out[1]),
+                                   "skipped": held_out[2]}
+    calibration = _calibrate(keras_logits, splits, fit_on, target_precision)
     scaling = calibration["temperature"], calibration["uniform_mix"]
     reference = {name: {"n": len(y), "accuracy": float((keras_logits[name].argmax(-1) == y).mean()),
                         "ece": expected_calibration_error(scaled_probs(keras_logits[name], *scaling), y)}
@@ -121,16 +132,22 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
 
 def _evaluation_splits(run, test_dir, stress_dir) -> tuple[dict, dict]:
     """{split: (x, y)} for the run's val split and the given test/stress folders, and where each came from."""
-    from glassware.training.evaluate import read_labelled_folder
-
     splits = {"val": run.split("val")}
     datasets = {"val": {"source": "run val split", "n": len(splits["val"][1]), "skipped": 0}}
     for name, folder in (("test", test_dir), ("stress", stress_dir)):
         if folder is not None:
-            x, y, skipped = read_labelled_folder(folder, run.class_names, run.preprocessing)
+            x, y, skipped = _labelled(folder, run)
             splits[name] = (x, y)
-            datasets[name] = {"source": str(Path(folder).resolve()), "n": len(y), "skipped": len(skipped)}
+            datasets[name] = {"source": str(Path(folder).resolve()), "n": len(y), "skipped": skipped}
     return splits, datasets
+
+
+def _labelled(folder, run) -> tuple[np.ndarray, np.ndarray, int]:
+    """(x, y, number of unreadable files skipped) of a class-folder set, preprocessed as the run was."""
+    from glassware.training.evaluate import read_labelled_folder
+
+    x, y, skipped = read_labelled_folder(folder, run.class_names, run.preprocessing)
+    return x, y, len(skipped)
 
 
 def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_accuracy: float, gate_split: str,
@@ -146,12 +163,13 @@ def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_acc
             "metrics": metrics, "gate": status, "gate_reason": reason}
 
 
-def _calibrate(keras_logits: dict, splits: dict, target_precision: float) -> dict:
-    """Scaling and threshold fitted on val; ECE before/after and selective accuracy on every split."""
-    val_logits, y_val = keras_logits["val"], splits["val"][1]
-    fit = fit_scaling(val_logits, y_val)
+def _calibrate(keras_logits: dict, splits: dict, fit_on: list, target_precision: float) -> dict:
+    """Scaling and threshold fitted on `fit_on` [(logits, y): val, then the calibration folder if any];
+    ECE before/after and selective accuracy on every split."""
+    fit_logits, fit_y = np.concatenate([l for l, _ in fit_on]), np.concatenate([y for _, y in fit_on])
+    fit = fit_scaling(fit_logits, fit_y)
     scaling = fit["temperature"], fit["uniform_mix"]
-    chosen = abstention_threshold(scaled_probs(val_logits, *scaling), y_val, target_precision)
+    chosen = abstention_threshold(scaled_probs(fit_logits, *scaling), fit_y, target_precision)
     summary = {}
     for name, (_, y) in splits.items():
         summary[name] = calibration_summary(keras_logits[name], y, fit)
@@ -159,15 +177,16 @@ def _calibrate(keras_logits: dict, splits: dict, target_precision: float) -> dic
     return {
         "temperature": fit["temperature"],
         "uniform_mix": fit["uniform_mix"],
-        "max_confidence": 1.0 - fit["uniform_mix"] * (1 - 1 / val_logits.shape[-1]),
+        "max_confidence": 1.0 - fit["uniform_mix"] * (1 - 1 / fit_logits.shape[-1]),
         "scaling_method": fit["method"],
         "threshold": chosen["threshold"],
         "target_precision": target_precision,
-        "threshold_target_met_on_val": chosen["target_met"],
+        "threshold_target_met": chosen["target_met"],
         "threshold_limited_by": chosen["limited_by"],
         "threshold_floor": chosen["floor"],
-        "val_errors": chosen["val_errors"],
-        "fitted_on": "val",
+        "fit_errors": chosen["val_errors"],
+        "fitted_on": "val" if len(fit_on) == 1 else "val + calibration",
+        "fitted_n": int(len(fit_y)),
         "splits": summary,
     }
 
@@ -189,8 +208,10 @@ def _report(manifest: dict, table: str) -> str:
         "## Calibration", "",
         f"Temperature **{c['temperature']:.3f}**, uniform mix **{c['uniform_mix']:.4f}** (so no answer is surer "
         f"than {100 * c['max_confidence']:.1f}%; {c['scaling_method']}); abstention threshold "
-        f"**{c['threshold']:.4f}** for a target precision of {100 * c['target_precision']:g}% on val "
-        f"(set by {c['threshold_limited_by']}; target met on val: {c['threshold_target_met_on_val']}). "
+        f"**{c['threshold']:.4f}** for a target precision of {100 * c['target_precision']:g}% (set by "
+        f"{'the data' if c['threshold_limited_by'] == 'val' else 'the floor'}; target met: "
+        f"{c['threshold_target_met']}). Both fitted on {c['fitted_on']}, {c['fitted_n']} images, "
+        f"{c['fit_errors']} of them misclassified. "
         "Keras model, before → after scaling:", "",
         "| split | n | ECE before | ECE after | Brier before | Brier after | NLL before | NLL after | coverage "
         "| precision of accepted |",

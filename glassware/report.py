@@ -36,7 +36,7 @@ def _table(head: list[str], rows: list[list]) -> str:
 
 def _data_section(out: Path) -> list[str]:
     rows, sheets = [], []
-    for name in ("lab_train", "lab_test", "stress"):
+    for name in ("lab_train", "lab_test", "lab_calibration", "stress"):
         s = _load(out / "data" / name / "synth.json")
         if s:
             rows.append([name, s.get("domain"), s.get("total", sum(s.get("counts", {}).values())),

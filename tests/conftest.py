@@ -1,7 +1,7 @@
 """Shared session fixtures: a tiny synthetic lab dataset, a VGG run trained on it, and its exported bundle.
 
 Kept small (a few images per class, a few epochs) so the whole suite stays fast on 2 busy cores; the model
-input stays the real 150x150. API (stable): `tiny_data` has .train/.test/.stress Paths and .class_names;
+input stays the real 150x150. API (stable): `tiny_data` has .train/.test/.stress/.calibration Paths and .class_names;
 `tiny_run` is the run directory Path; `tiny_bundle` the bundle directory Path.
 """
 
@@ -22,6 +22,7 @@ class TinyData:
     train: Path
     test: Path
     stress: Path
+    calibration: Path
     class_names: list[str]
 
 
@@ -31,9 +32,10 @@ def tiny_data(tmp_path_factory) -> TinyData:
     from glassware.synthetic.images import write_dataset
 
     root = tmp_path_factory.mktemp("tiny_data")
-    for name, domain, per_class, seed in (("train", "lab", 10, 1), ("test", "lab", 3, 2), ("stress", "stress", 3, 3)):
+    sets = (("train", "lab", 10, 1), ("test", "lab", 3, 2), ("stress", "stress", 3, 3), ("calibration", "lab", 3, 4))
+    for name, domain, per_class, seed in sets:
         write_dataset(root / name, domain, per_class=per_class, seed=seed, **TINY_SIZE)
-    return TinyData(train=root / "train", test=root / "test", stress=root / "stress", class_names=list(CLASSES))
+    return TinyData(**{name: root / name for name, *_ in sets}, class_names=list(CLASSES))
 
 
 @pytest.fixture(scope="session")
@@ -53,5 +55,5 @@ def tiny_bundle(tiny_run, tiny_data, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
     export_run(tiny_run, out, formats=TINY_FORMATS, test_dir=tiny_data.test, stress_dir=tiny_data.stress,
-               keep_failed=True, representative=60)
+               calibration_dir=tiny_data.calibration, keep_failed=True, representative=60)
     return out
