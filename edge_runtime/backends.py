@@ -39,7 +39,7 @@ def open_backend(model_path: str | Path, runtime: str, threads: int = 1, provide
     raise ValueError(f"unknown runtime {runtime!r} (tflite or onnx)")
 
 
-def _tflite_interpreter():
+def tflite_interpreter():
     """The first TFLite interpreter that imports: LiteRT, then tflite_runtime, then TensorFlow's."""
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -63,7 +63,7 @@ def _tflite_interpreter():
 
 class TFLiteBackend:
     def __init__(self, path: Path, threads: int = 1):
-        interpreter_class, self.name = _tflite_interpreter()
+        interpreter_class, self.name = tflite_interpreter()
         try:
             self._interp = interpreter_class(model_path=str(path), num_threads=threads)
             self._interp.allocate_tensors()

@@ -208,7 +208,7 @@ def measure_overhead(classifier: Classifier, frames: list[np.ndarray], encoding:
 
 def _bare_runner(classifier: Classifier):
     """The least a hand-written loop must do: resize (colour order ignored) and invoke the raw runtime."""
-    from glassware.edge_runtime.backends import _tflite_interpreter
+    from glassware.edge_runtime.backends import tflite_interpreter
     from glassware.preprocessing import resize
 
     spec = classifier.bundle.preprocessing
@@ -223,7 +223,7 @@ def _bare_runner(classifier: Classifier):
         dtype = np.uint8 if session.get_inputs()[0].type == "tensor(uint8)" else np.float32
         return lambda frame: session.run(None, {name: resize(frame, spec)[None].astype(dtype, copy=False)})
 
-    interpreter_class, _ = _tflite_interpreter()
+    interpreter_class, _ = tflite_interpreter()
     interpreter = interpreter_class(model_path=path, num_threads=classifier.threads)
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]

@@ -20,6 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--calibration", type=Path, metavar="DIR",
                    help="held-out lab images (class folders, in neither train nor test): confidence scaling and "
                         "threshold are fitted on val plus these (default: val alone)")
+    p.add_argument("--no-perturb", dest="perturb", action="store_false",
+                   help="fit calibration on the clean images only, not also on an augmented copy of each")
     p.add_argument("--tolerance", type=float, default=1.0, help="max accuracy drop vs Keras, in points")
     p.add_argument("--keep-failed", action="store_true", help="keep formats failing the gate and exit 0")
     p.add_argument("--target-precision", type=float, default=0.99, help="abstention threshold target precision")
@@ -44,7 +46,7 @@ def _export(args: argparse.Namespace) -> int:
     from glassware.export.export import export_run
 
     manifest = export_run(args.run, args.out, formats=args.formats, test_dir=args.test, stress_dir=args.stress,
-                          calibration_dir=args.calibration, tolerance=args.tolerance, keep_failed=args.keep_failed,
+                          calibration_dir=args.calibration, perturb=args.perturb, tolerance=args.tolerance, keep_failed=args.keep_failed,
                           target_precision=args.target_precision, representative=args.representative, seed=args.seed)
     c, failed = manifest["calibration"], manifest["gate"]["failed"]
     print(f"temperature {c['temperature']:.3f}, uniform mix {c['uniform_mix']:.4f}, threshold {c['threshold']:.4f}; "
