@@ -93,7 +93,7 @@ def test_scaling_recovers_confident_errors_as_a_uniform_mix():
 def test_scaling_is_identity_without_validation_errors():
     logits = np.eye(4)[[0, 1, 2, 3, 0]] * 5
     fit = fit_scaling(logits, np.array([0, 1, 2, 3, 0]))
-    assert (fit["temperature"], fit["uniform_mix"]) == (1.0, 0.0) and "no validation errors" in fit["method"]
+    assert (fit["temperature"], fit["uniform_mix"]) == (1.0, 0.0) and "no misclassified image" in fit["method"]
 
 
 def test_threshold_is_the_lowest_meeting_the_target():
