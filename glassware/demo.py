@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir = runs / model
         step(f"train-{model}", "train", "--data", str(data / "lab_train"), "--model", model,
              "--epochs", str(size[f"{model}_epochs"]), "--out", str(run_dir), "--seed", seed,
-             *(["--resume"] if (run_dir / "run.json").exists() else []))
+             *(["--resume"] if (run_dir / "checkpoints" / "state.json").exists() else []))  # a rerun or a stopped demo
         for split in ("lab_test", "stress"):
             step(f"evaluate-{model}-{split}", "evaluate", "--run", str(run_dir), "--data", str(data / split),
                  "--out", str(run_dir / f"eval_{split}"))
