@@ -1,9 +1,9 @@
 """`glassware export`: a training run -> one self-describing, accuracy-gated model bundle.
 
-Steps: open the run; Keras logits on val (and the test/stress/calibration folders); confidence scaling and
-abstention threshold fitted on val (plus the calibration folder when given); int8 representative set from the
-cached training images; every format converted, then run on its own runtime and gated against Keras; model files, the Keras model, manifest, reliability diagram and
-`export_report.md` written. The bundle is built next to `out_dir` and moved into place only when complete.
+Steps: open the run; Keras logits on val and the test/stress folders; confidence scaling and abstention
+threshold fitted on val (plus the calibration folder, plus an augmented copy of each); int8 representative set
+from the cached training images; every format converted, then run on its own runtime and gated against Keras;
+model files, the Keras model, manifest, reliability diagram and `export_report.md` written. The bundle is built next to `out_dir` and moved into place only when complete.
 """
 
 from __future__ import annotations
