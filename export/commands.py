@@ -47,7 +47,8 @@ def _export(args: argparse.Namespace) -> int:
 
     manifest = export_run(args.run, args.out, formats=args.formats, test_dir=args.test, stress_dir=args.stress,
                           calibration_dir=args.calibration, perturb=args.perturb, tolerance=args.tolerance,
-                          keep_failed=args.keep_failed, target_precision=args.target_precision, representative=args.representative, seed=args.seed)
+                          keep_failed=args.keep_failed, target_precision=args.target_precision,
+                          representative=args.representative, seed=args.seed)
     c, failed = manifest["calibration"], manifest["gate"]["failed"]
     print(f"temperature {c['temperature']:.3f}, uniform mix {c['uniform_mix']:.4f}, threshold {c['threshold']:.4f}; "
           f"bundle {manifest['bundle_id']} in {args.out}")
