@@ -24,6 +24,8 @@ import pytest
 from glassware.ros_env import INSTALL, WORKSPACE, ros_environment
 from ros_harness import start_classifier, wait_until
 
+REFERENCE_FORMAT = "tflite_int8"
+
 
 @pytest.fixture(scope="session")
 def ros_env(tmp_path_factory) -> dict[str, str]:
@@ -165,17 +167,18 @@ def _ros_value(value) -> str:
 @pytest.fixture(scope="session")
 def raw_node(start_ros, probe, tiny_bundle):
     """classifier_node on raw Images (smoothing off, so each result is its frame's own), shared by the tests."""
-    node = start_classifier(start_ros, probe, tiny_bundle, "raw_classifier")
+    node = start_classifier(start_ros, probe, tiny_bundle, "raw_classifier", format=REFERENCE_FORMAT)
     yield node
     assert node.process.stop(signal.SIGINT) == 0, node.process.output()
 
 
 @pytest.fixture(scope="session")
 def reference(tiny_bundle):
-    """The edge runtime in this process: what the node must answer, bit for bit."""
+    """The edge runtime in this process: what the node must answer, bit for bit. One named format for both:
+    format=auto times the int8 formats at start-up, and two processes can pick differently."""
     from glassware.edge_runtime.classifier import Classifier
 
-    return Classifier(tiny_bundle)
+    return Classifier(tiny_bundle, format=REFERENCE_FORMAT)
 
 
 @pytest.fixture(scope="session")

@@ -44,7 +44,7 @@ def test_compressed_input_smoothing_debug_image_and_corrupt_jpeg(start_ros, prob
     from sensor_msgs.msg import CompressedImage, Image
 
     node = start_classifier(start_ros, probe, tiny_bundle, "jpeg_classifier", compressed=True, smoothing=True,
-                            publish_debug_image=True)
+                            publish_debug_image=True, format=reference.format_name)
     debug_subscription, debug_images = probe.collect(Image, f"/test/{node.name}/debug_image")
     # the debug topic keeps no history: match before the first frame, or its debug image can be lost
     assert wait_until(lambda: debug_subscription.get_publisher_count() > 0, 10), "debug_image never matched"
