@@ -62,26 +62,18 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     run = load_run(run_dir)
     splits, datasets = _evaluation_splits(run, test_dir, stress_dir)
     held_out = _labelled(calibration_dir, run) if calibration_dir is not None else None
+    if held_out is not None:
+        datasets["calibration"] = {"source": str(Path(calibration_dir).resolve()), "n": len(held_out[1]),
+                                   "skipped": held_out[2]}
     gate_split = "test" if "test" in splits else "val"
 
     model = run.model()
     logits_model = cut_at_logits(model)
     keras_logits = {name: logits_model.predict(x.astype(np.float32), batch_size=32, verbose=0)
                     for name, (x, _) in tqdm(splits.items(), desc="keras reference", unit="split")}
-    fit_x, fit_y = [splits["val"][0]], [splits["val"][1]]
-    if held_out is not None:
-        fit_x.append(held_out[0])
-        fit_y.append(held_out[1])
-        datasets["calibration"] = {"source": str(Path(calibration_dir).resolve()), "n": len(held_out[1]),
-                                   "skipped": held_out[2]}
-    fit_x, fit_y = np.concatenate(fit_x).astype(np.float32), np.concatenate(fit_y)
-    if perturb:
-        fit_x = np.concatenate([fit_x, perturbed_copies(fit_x, run.info.get("augmentation"), seed)])
-        fit_y = np.concatenate([fit_y, fit_y])
-    fit_logits = logits_model.predict(fit_x, batch_size=32, verbose=0)
+    fit_logits, fit_y, fitted_on = _fitting_set(logits_model, run, splits["val"], held_out, perturb, seed)
     calibration = _calibrate(keras_logits, splits, (fit_logits, fit_y), target_precision)
-    calibration["fitted_on"] = " + ".join(["val"] + ["calibration"] * (held_out is not None)
-                                          + ["an augmented copy of each"] * perturb)
+    calibration["fitted_on"] = fitted_on
     scaling = calibration["temperature"], calibration["uniform_mix"]
     reference = {name: {"n": len(y), "accuracy": float((keras_logits[name].argmax(-1) == y).mean()),
                         "ece": expected_calibration_error(scaled_probs(keras_logits[name], *scaling), y)}
@@ -150,6 +142,17 @@ def _evaluation_splits(run, test_dir, stress_dir) -> tuple[dict, dict]:
             splits[name] = (x, y)
             datasets[name] = {"source": str(Path(folder).resolve()), "n": len(y), "skipped": skipped}
     return splits, datasets
+
+
+def _fitting_set(logits_model, run, val: tuple, held_out: tuple | None, perturb: bool, seed: int):
+    """(logits, y, description) of the images confidence scaling and threshold are fitted on: val, the
+    held-out calibration folder if any, and with `perturb` one augmented copy of each."""
+    x = np.concatenate([val[0]] + ([held_out[0]] if held_out else [])).astype(np.float32)
+    y = np.concatenate([val[1]] + ([held_out[1]] if held_out else []))
+    if perturb:
+        x, y = np.concatenate([x, perturbed_copies(x, run.info.get("augmentation"), seed)]), np.concatenate([y, y])
+    parts = ["val"] + ["calibration"] * (held_out is not None) + ["an augmented copy of each"] * perturb
+    return logits_model.predict(x, batch_size=32, verbose=0), y, " + ".join(parts)
 
 
 def _labelled(folder, run) -> tuple[np.ndarray, np.ndarray, int]:

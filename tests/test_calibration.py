@@ -138,3 +138,16 @@ def test_reliability_diagram_is_a_png(tmp_path):
     scaling = {"temperature": 3.0, "uniform_mix": 0.01}
     path = plot_reliability({"val": (logits, y), "test": (logits[:100], y[:100])}, scaling, tmp_path / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_perturbed_copies_are_reproducible_augmented_pixels():
+    from glassware.calibration.perturbed import perturbed_copies
+
+    x = np.random.default_rng(0).integers(0, 256, (5, 150, 150, 3)).astype(np.uint8)
+    copies = perturbed_copies(x, None, seed=3)
+    assert copies.shape == x.shape and copies.dtype == np.float32
+    assert 0 <= copies.min() and copies.max() <= 255  # still the model's 0..255 input
+    assert np.abs(copies - x).mean() > 5  # actually perturbed
+    assert np.array_equal(copies, perturbed_copies(x, None, seed=3))
+    assert not np.array_equal(copies, perturbed_copies(x, None, seed=4))
+    assert perturbed_copies(x[:0]).shape == (0, 150, 150, 3)
