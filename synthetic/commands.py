@@ -15,6 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="lab: white surface, diffuse light (the training setup); "
                         "stress: dark murky light, busy background, styrofoam box, another camera")
     p.add_argument("--per-class", type=int, default=100, metavar="N", help="images per class (default 100)")
+    p.add_argument("--count", action="append", default=[], metavar="CLASS=N",
+                   help="images of one class instead of --per-class (repeatable), e.g. other=600")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--size", default="640x480", metavar="WxH",
                    help="image size (default 640x480; 3840x2160 for paper-like 4K frames)")
@@ -36,11 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     from glassware.synthetic import CLASSES
-    from glassware.synthetic.images import parse_size, write_dataset
+    from glassware.synthetic.images import parse_counts, parse_size, write_dataset
 
     width, height = parse_size(args.size)
     s = write_dataset(args.out, domain=args.domain, per_class=args.per_class, seed=args.seed, width=width,
-                      height=height, quality=args.quality, workers=args.workers)
+                      height=height, quality=args.quality, workers=args.workers, counts=parse_counts(args.count))
     print(f"synth: {s['total']} images, {args.domain} domain, seed {s['seed']}, {width}x{height}, "
           f"JPEG q{s['quality']} -> {args.out}")
     print(f"  {'class':<7}{'images':>7}")

@@ -33,18 +33,23 @@ def render(class_name: str, domain: str, rng: np.random.Generator, width: int = 
 
 
 def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, seed: int = 0, width: int = 640,
-                  height: int = 480, quality: int = 90, workers: int = 1) -> dict:
+                  height: int = 480, quality: int = 90, workers: int = 1, counts: dict[str, int] | None = None) -> dict:
     """Write OUT/<class>/<class>_<seed>_<i>.jpg for every class, OUT/contact_sheet.png and OUT/synth.json.
-    `quality` is the JPEG quality; stress images come from another camera with its own, lower quality (35-74,
-    capped at `quality`). Returns the summary written to synth.json (counts, seconds, images_per_second...)."""
+    `counts` overrides `per_class` for the classes it names. `quality` is the JPEG quality; stress images come
+    from another camera with its own, lower quality (35-74, capped at `quality`). Returns the summary written
+    to synth.json (counts, seconds, images_per_second...). Image i of a class is the same whatever the counts."""
     check(domain=domain, width=width, height=height, per_class=per_class, seed=seed, quality=quality, workers=workers)
+    n = {name: per_class for name in CLASSES}
+    for name, count in (counts or {}).items():
+        check(class_name=name, per_class=count)
+        n[name] = count
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SynthesisError(f"{out} exists and is not a folder")
-    _refuse_strays(out, seed, per_class)
+    _refuse_strays(out, seed, n)
     for name in CLASSES:
         (out / name).mkdir(parents=True, exist_ok=True)
-    jobs = [(c, i) for c in range(len(CLASSES)) for i in range(per_class)]
+    jobs = [(c, i) for c, name in enumerate(CLASSES) for i in range(n[name])]
     chunks = [jobs[k:k + _CHUNK] for k in range(0, len(jobs), _CHUNK)]
     task = (str(out), domain, seed, width, height, quality)
 
@@ -76,7 +81,7 @@ def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, se
         "quality": quality,
         "workers": workers,
         "classes": list(CLASSES),
-        "counts": {name: per_class for name in CLASSES},
+        "counts": n,
         "total": len(jobs),
         "bytes": written,
         "seconds": round(seconds, 3),
@@ -119,13 +124,25 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _refuse_strays(out: Path, seed: int, per_class: int) -> None:
+def parse_counts(items: list[str]) -> dict[str, int]:
+    """['other=600', ...] -> {'other': 600}; raises SynthesisError for anything else."""
+    counts = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise SynthesisError(f"--count takes CLASS=N such as other=600, got {item!r}")
+        check(class_name=name.strip())
+        counts[name.strip()] = int(value)
+    return counts
+
+
+def _refuse_strays(out: Path, seed: int, counts: dict[str, int]) -> None:
     """A reader takes every image under OUT/<class>/ as data: images left by another run would mix in."""
     if not out.is_dir():
         return
     from glassware.preprocessing import IMAGE_SUFFIXES
 
-    ours = {f"{c}/{c}_{seed}_{i}.jpg" for c in CLASSES for i in range(per_class)}
+    ours = {f"{c}/{c}_{seed}_{i}.jpg" for c in CLASSES for i in range(counts[c])}
     strays = [p for p in out.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES
               and p.relative_to(out).as_posix() not in ours]
     if strays:

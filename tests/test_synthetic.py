@@ -48,6 +48,22 @@ def test_rerun_overwrites_but_other_images_are_refused(tmp_path):
         images.write_dataset(tmp_path, per_class=2, seed=1, **SMALL)
 
 
+def test_counts_override_per_class_and_keep_every_image(tmp_path):
+    """More images of one class add images; they change none of the others (image i is image i)."""
+    base = images.write_dataset(tmp_path / "base", per_class=2, **SMALL)
+    more = images.write_dataset(tmp_path / "more", per_class=2, counts={"other": 4}, **SMALL)
+    assert base["counts"]["other"] == 2 and more["counts"] == {**base["counts"], "other": 4}
+    assert more["total"] == base["total"] + 2 and len(list((tmp_path / "more" / "other").iterdir())) == 4
+    for rel in ("other/other_0_1.jpg", "A/A_0_0.jpg"):
+        assert (tmp_path / "base" / rel).read_bytes() == (tmp_path / "more" / rel).read_bytes()
+    assert images.parse_counts(["other=600", " J = 3"]) == {"other": 600, "J": 3}
+    for bad in (["other"], ["other=x"], ["flask=3"]):
+        with pytest.raises(SynthesisError):
+            images.parse_counts(bad)
+    with pytest.raises(SynthesisError, match="per-class"):
+        images.write_dataset(tmp_path / "zero", per_class=2, counts={"other": 0}, **SMALL)
+
+
 def test_images_have_the_requested_size_and_quality(tmp_path):
     images.write_dataset(tmp_path / "q90", per_class=1, width=320, height=96, quality=90)
     images.write_dataset(tmp_path / "q30", per_class=1, width=320, height=96, quality=30)
