@@ -4,8 +4,9 @@ Confidence fitted on clean lab images alone learns how sure to be in the lab. Th
 there, so such a fit sharpens it, and in a new environment the sharpened answers are over-confident: on the
 demo's VGG, stress ECE 5.9 -> 8.1 %. Fitting on the clean images plus one augmented copy of each (Tomani et
 al., "Post-hoc uncertainty calibration for domain drift scenarios", CVPR 2021) keeps the lab calibration
-(test ECE 2.1 -> 1.4 %) and stops short of that (stress 5.9 -> 3.6 %), without seeing any stress image. The copies go through the run's own augmentation (its warp, brightness/contrast and colour
-fields), or the defaults if the run trained without any. Needs TensorFlow (the `train` extra).
+(test ECE 2.1 -> 1.4 %) and stops short of that (stress 5.9 -> 3.6 %), without seeing any stress image.
+The copies go through the run's own augmentation (its warp, brightness/contrast and colour fields), or the
+defaults if the run trained without any. Needs TensorFlow (the `train` extra).
 """
 
 from __future__ import annotations

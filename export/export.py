@@ -3,7 +3,8 @@
 Steps: open the run; Keras logits on val and the test/stress folders; confidence scaling and abstention
 threshold fitted on val (plus the calibration folder, plus an augmented copy of each); int8 representative set
 from the cached training images; every format converted, then run on its own runtime and gated against Keras;
-model files, the Keras model, manifest, reliability diagram and `export_report.md` written. The bundle is built next to `out_dir` and moved into place only when complete.
+model files, the Keras model, manifest, reliability diagram and `export_report.md` written. The bundle is built
+next to `out_dir` and moved into place only when complete.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     logits_model = cut_at_logits(model)
     keras_logits = {name: logits_model.predict(x.astype(np.float32), batch_size=32, verbose=0)
                     for name, (x, _) in tqdm(splits.items(), desc="keras reference", unit="split")}
-    fit_logits, fit_y, fitted_on = _fitting_set(logits_model, run, splits["val"], held_out, perturb, seed)
+    fit_logits, fit_y, fitted_on = _fitting_set(logits_model, run, splits["val"], keras_logits["val"], held_out,
+                                                perturb, seed)
     calibration = _calibrate(keras_logits, splits, (fit_logits, fit_y), target_precision)
     calibration["fitted_on"] = fitted_on
     scaling = calibration["temperature"], calibration["uniform_mix"]
@@ -144,15 +146,21 @@ def _evaluation_splits(run, test_dir, stress_dir) -> tuple[dict, dict]:
     return splits, datasets
 
 
-def _fitting_set(logits_model, run, val: tuple, held_out: tuple | None, perturb: bool, seed: int):
-    """(logits, y, description) of the images confidence scaling and threshold are fitted on: val, the
-    held-out calibration folder if any, and with `perturb` one augmented copy of each."""
-    x = np.concatenate([val[0]] + ([held_out[0]] if held_out else [])).astype(np.float32)
+def _fitting_set(logits_model, run, val: tuple, val_logits: np.ndarray, held_out: tuple | None, perturb: bool,
+                 seed: int):
+    """(logits, y, description) of the images confidence scaling and threshold are fitted on: val (whose
+    logits the caller has), the held-out calibration folder if any, and with `perturb` one augmented copy of
+    each."""
+    x = [val[0]] + ([held_out[0]] if held_out else [])
     y = np.concatenate([val[1]] + ([held_out[1]] if held_out else []))
     if perturb:
-        x, y = np.concatenate([x, perturbed_copies(x, run.info.get("augmentation"), seed)]), np.concatenate([y, y])
+        x.append(perturbed_copies(np.concatenate(x), run.info.get("augmentation"), seed))
+        y = np.concatenate([y, y])
+    logits = [val_logits]
+    if len(x) > 1:
+        logits.append(logits_model.predict(np.concatenate(x[1:]).astype(np.float32), batch_size=32, verbose=0))
     parts = ["val"] + ["calibration"] * (held_out is not None) + ["an augmented copy of each"] * perturb
-    return logits_model.predict(x, batch_size=32, verbose=0), y, " + ".join(parts)
+    return np.concatenate(logits), y, " + ".join(parts)
 
 
 def _labelled(folder, run) -> tuple[np.ndarray, np.ndarray, int]:

@@ -27,7 +27,7 @@ def split_metrics(logits: np.ndarray, y: np.ndarray, reference_logits: np.ndarra
     """Accuracy, agreement with and max probability difference from the reference (Keras) logits, ECE
     after confidence scaling ({"temperature", "uniform_mix"}), and coverage/precision at the abstention
     threshold."""
-    t, mix = scaling["temperature"], scaling.get("uniform_mix", 0.0)
+    t, mix = scaling["temperature"], scaling["uniform_mix"]
     probs, reference = scaled_probs(logits, t, mix), scaled_probs(reference_logits, t, mix)
     y = np.asarray(y, int)
     accepted = selective_metrics(probs, y, threshold)

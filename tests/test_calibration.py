@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from glassware.calibration.representative import check_pixel_range, representative_set, stratified_indices
-from glassware.calibration.temperature import brier, calibration_summary, fit_scaling, nll, plot_reliability, scaled_probs
+from glassware.calibration.temperature import (brier, calibration_summary, fit_scaling, nll, plot_reliability,
+                                               scaled_probs)
 from glassware.calibration.threshold import abstention_threshold, selective_metrics
 from glassware.errors import ExportError
 from glassware.metrics import softmax
