@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from glassware.edge_runtime.bundle import UNKNOWN
+from glassware.edge_runtime.bundle import BACKGROUND, UNKNOWN
 from glassware.edge_runtime.classifier import Classifier, Prediction, measure_overhead
 from glassware.edge_runtime.sources import Frame, FrameSource, SourceError
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
@@ -321,6 +321,7 @@ def accuracy(result: ReplayLog, truth: Truth, rows: list[int | None], class_name
     known = np.isin(true, class_names)
     stress = known & (domain == "stress")
     lab = known & (domain != "stress")  # the accuracy target's frames: stress is judged by abstention
+    nothing = true == NO_OBJECT  # includes objects partly in view (entering, leaving)
     return {
         "truth_file": str(truth.path),
         "frames_matched": len(matched),
@@ -342,8 +343,10 @@ def accuracy(result: ReplayLog, truth: Truth, rows: list[int | None], class_name
             "smoothed_unknown": _share(smoothed == UNKNOWN, stress),
             "smoothed_confidently_wrong": _share((smoothed != UNKNOWN) & (smoothed != true), stress),
         },
-        "no_object_frames": {"frames": int((true == NO_OBJECT).sum()),
-                             "smoothed_unknown": _share(smoothed == UNKNOWN, true == NO_OBJECT)},
+        "no_object_frames": {"frames": int(nothing.sum()),
+                             "smoothed_unknown": _share(smoothed == UNKNOWN, nothing),
+                             "smoothed_background": _share(smoothed == BACKGROUND, nothing),
+                             "smoothed_an_object": _share(~np.isin(smoothed, [UNKNOWN, BACKGROUND]), nothing)},
         "smoothed_accuracy_by_phase": {
             str(name): _share(smoothed == true, known & (phase == name)) for name in sorted(set(phase[known]))
         },
@@ -481,7 +484,7 @@ def summary_table(out: dict) -> str:
                       f"{o['classifier_ms_p50']:.3f} / {o['bare_ms_p50']:.3f} ms = {o['ratio']:.2f}x"))
     if out["truth"]:
         t = out["truth"]
-        sw, st = t["label_switches"], t["stress"]
+        sw, st, no = t["label_switches"], t["stress"], t["no_object_frames"]
         lines += [
             ("accuracy raw / smoothed (known class, lab)",
              f"{pct(t['lab']['raw_accuracy'])} / {pct(t['lab']['smoothed_accuracy'])} of {t['lab']['frames']}"),
@@ -490,6 +493,9 @@ def summary_table(out: dict) -> str:
             ("label switches truth / raw / smoothed", f"{sw['truth']} / {sw['raw']} / {sw['smoothed']}"),
             ("stress: unknown / confidently wrong (smoothed)",
              f"{pct(st['smoothed_unknown'])} / {pct(st['smoothed_confidently_wrong'])} of {st['frames']}"),
+            ("no whole object: unknown / background / an object",
+             f"{pct(no['smoothed_unknown'])} / {pct(no['smoothed_background'])} / {pct(no['smoothed_an_object'])} "
+             f"of {no['frames']}"),
         ]
     for problem in out["source"]["problems"]:
         lines.append(("source problem", f"{problem['where']}: {problem['reason']}"))

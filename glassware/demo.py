@@ -61,14 +61,17 @@ def run(args: argparse.Namespace) -> int:
         if code != 0:
             raise SystemExit(f"demo step {name!r} failed (exit {code}); see the log above")
 
+    def background(n: int) -> list[str]:  # empty scenes: the robot must be able to say "nothing in view"
+        return ["--count", f"background={n}"]
+
     step("synth-lab-train", "synth", "--out", str(data / "lab_train"), "--domain", "lab",
-         "--per-class", str(size["train"]), "--seed", seed)
+         "--per-class", str(size["train"]), *background(size["train"]), "--seed", seed)
     step("synth-lab-test", "synth", "--out", str(data / "lab_test"), "--domain", "lab",
-         "--per-class", str(size["test"]), "--seed", str(args.seed + 1000))
+         "--per-class", str(size["test"]), *background(size["test"]), "--seed", str(args.seed + 1000))
     step("synth-stress", "synth", "--out", str(data / "stress"), "--domain", "stress",
-         "--per-class", str(size["stress"]), "--seed", str(args.seed + 2000))
+         "--per-class", str(size["stress"]), *background(size["stress"]), "--seed", str(args.seed + 2000))
     step("synth-lab-calibration", "synth", "--out", str(data / "lab_calibration"), "--domain", "lab",
-         "--per-class", str(size["test"]), "--seed", str(args.seed + 3000))
+         "--per-class", str(size["test"]), *background(size["test"]), "--seed", str(args.seed + 3000))
     for model in ("vgg", "mobilenet"):
         run_dir = runs / model
         step(f"train-{model}", "train", "--data", str(data / "lab_train"), "--model", model,

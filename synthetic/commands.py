@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "stress: dark murky light, busy background, styrofoam box, another camera")
     p.add_argument("--per-class", type=int, default=100, metavar="N", help="images per class (default 100)")
     p.add_argument("--count", action="append", default=[], metavar="CLASS=N",
-                   help="images of one class instead of --per-class (repeatable), e.g. other=600")
+                   help="images of one class instead of --per-class (repeatable), e.g. other=600; "
+                        "background=N adds N empty scenes as class 'background' (nothing in view)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--size", default="640x480", metavar="WxH",
                    help="image size (default 640x480; 3840x2160 for paper-like 4K frames)")
@@ -37,7 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from glassware.synthetic import CLASSES
     from glassware.synthetic.images import parse_counts, parse_size, write_dataset
 
     width, height = parse_size(args.size)
@@ -45,9 +45,9 @@ def _synth(args: argparse.Namespace) -> int:
                       height=height, quality=args.quality, workers=args.workers, counts=parse_counts(args.count))
     print(f"synth: {s['total']} images, {args.domain} domain, seed {s['seed']}, {width}x{height}, "
           f"JPEG q{s['quality']} -> {args.out}")
-    print(f"  {'class':<7}{'images':>7}")
-    for name in CLASSES:
-        print(f"  {name:<7}{s['counts'][name]:>7}")
+    print(f"  {'class':<11}{'images':>7}")
+    for name in s["classes"]:
+        print(f"  {name:<11}{s['counts'][name]:>7}")
     print(f"  {s['bytes'] / s['total'] / 1024:.0f} KB per image; contact sheet {args.out}/{s['contact_sheet']}; "
           f"summary {args.out}/synth.json")
     print(f"  {s['seconds']:.2f} s, {s['images_per_second']:.1f} images/s with {s['workers']} worker(s) "

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from glassware.errors import SynthesisError
-from glassware.synthetic import CLASSES
+from glassware.synthetic import BACKGROUND, CLASSES, DATASET_CLASSES
 from glassware.synthetic.objects import pyramid, variants
 from glassware.synthetic.scene import DOMAINS, compose, draw_scene, random_placement
 
@@ -39,17 +39,18 @@ def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, se
     from another camera with its own, lower quality (35-74, capped at `quality`). Returns the summary written
     to synth.json (counts, seconds, images_per_second...). Image i of a class is the same whatever the counts."""
     check(domain=domain, width=width, height=height, per_class=per_class, seed=seed, quality=quality, workers=workers)
-    n = {name: per_class for name in CLASSES}
+    n = {name: per_class for name in CLASSES} | {BACKGROUND: 0}
     for name, count in (counts or {}).items():
         check(class_name=name, per_class=count)
         n[name] = count
+    classes = [name for name in DATASET_CLASSES if n[name]]
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SynthesisError(f"{out} exists and is not a folder")
     _refuse_strays(out, seed, n)
-    for name in CLASSES:
+    for name in classes:
         (out / name).mkdir(parents=True, exist_ok=True)
-    jobs = [(c, i) for c, name in enumerate(CLASSES) for i in range(n[name])]
+    jobs = [(c, i) for c, name in enumerate(DATASET_CLASSES) for i in range(n[name])]
     chunks = [jobs[k:k + _CHUNK] for k in range(0, len(jobs), _CHUNK)]
     task = (str(out), domain, seed, width, height, quality)
 
@@ -71,7 +72,7 @@ def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, se
                 written = _drain(pool.imap_unordered(_write_chunk_star, [(task, c) for c in chunks]), bar)
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
 
-    sheet = contact_sheet(out, f"{domain} domain, seed {seed}, {width}x{height}")
+    sheet = contact_sheet(out, classes, f"{domain} domain, seed {seed}, {width}x{height}")
     summary = {
         "schema": "glassware-synth/1",
         "domain": domain,
@@ -80,8 +81,8 @@ def write_dataset(out: str | Path, domain: str = "lab", per_class: int = 100, se
         "height": height,
         "quality": quality,
         "workers": workers,
-        "classes": list(CLASSES),
-        "counts": n,
+        "classes": classes,
+        "counts": {name: n[name] for name in classes},
         "total": len(jobs),
         "bytes": written,
         "seconds": round(seconds, 3),
@@ -100,8 +101,8 @@ def check(domain: str | None = None, width: int | None = None, height: int | Non
     """Raise SynthesisError for arguments that cannot make a dataset; None means not given."""
     if domain is not None and domain not in DOMAINS:
         raise SynthesisError(f"unknown domain {domain!r}; choose one of: {', '.join(DOMAINS)}")
-    if class_name is not None and class_name not in CLASSES:
-        raise SynthesisError(f"unknown class {class_name!r}; classes: {', '.join(CLASSES)}")
+    if class_name is not None and class_name not in DATASET_CLASSES:
+        raise SynthesisError(f"unknown class {class_name!r}; classes: {', '.join(DATASET_CLASSES)}")
     for name, value, low, high in (("width", width, 32, MAX_SIDE), ("height", height, 32, MAX_SIDE),
                                    ("per-class", per_class, 1, None), ("seed", seed, 0, 2 ** 63 - 1),
                                    ("quality", quality, 1, 100), ("workers", workers, 1, 256)):
@@ -142,7 +143,7 @@ def _refuse_strays(out: Path, seed: int, counts: dict[str, int]) -> None:
         return
     from glassware.preprocessing import IMAGE_SUFFIXES
 
-    ours = {f"{c}/{c}_{seed}_{i}.jpg" for c in CLASSES for i in range(counts[c])}
+    ours = {f"{c}/{c}_{seed}_{i}.jpg" for c, n in counts.items() for i in range(n)}
     strays = [p for p in out.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES
               and p.relative_to(out).as_posix() not in ours]
     if strays:
@@ -150,15 +151,16 @@ def _refuse_strays(out: Path, seed: int, counts: dict[str, int]) -> None:
                              f"(e.g. {strays[0].relative_to(out)}): use an empty folder or delete them")
 
 
-def contact_sheet(out: Path, title: str, samples: int = SHEET_SAMPLES) -> Path:
+def contact_sheet(out: Path, classes: list[str], title: str, samples: int = SHEET_SAMPLES) -> Path:
     """A labelled grid of the first few images of each class (as written, JPEG and all): OUT/contact_sheet.png."""
-    tw, th, label_w, title_h = 200, 150, 70, 30
-    sheet = np.full((title_h + th * len(CLASSES), label_w + tw * samples, 3), 255, np.uint8)
+    tw, th, title_h = 200, 150, 30
+    label_w = 70 if max(map(len, classes)) < 6 else 110
+    sheet = np.full((title_h + th * len(classes), label_w + tw * samples, 3), 255, np.uint8)
     cv2.putText(sheet, title, (8, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-    for row, name in enumerate(CLASSES):
+    for row, name in enumerate(classes):
         y = title_h + row * th
-        cv2.putText(sheet, name, (8, y + th // 2 + 8), cv2.FONT_HERSHEY_SIMPLEX, 0.8 if len(name) < 3 else 0.6,
-                    (0, 0, 0), 2, cv2.LINE_AA)
+        scale = 0.8 if len(name) < 3 else 0.6 if len(name) < 6 else 0.4
+        cv2.putText(sheet, name, (8, y + th // 2 + 8), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 2, cv2.LINE_AA)
         files = sorted((out / name).glob(f"{name}_*.jpg"), key=_index)[:samples]
         for col, path in enumerate(files):
             img = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -186,6 +188,8 @@ def sprite_px(width: int, height: int) -> int:
 def _render(class_name, domain, rng, width, height) -> tuple[np.ndarray, int | None]:
     """(BGR picture, the camera's JPEG quality or None)."""
     scene = draw_scene(domain, rng, width, height)
+    if class_name == BACKGROUND:
+        return compose(scene, None, None, rng), scene.jpeg_quality
     variant = int(rng.integers(variants(class_name)))  # turned about its axis (or which `other` vessel)
     levels = pyramid(class_name, variant, sprite_px(width, height))
     where = random_placement(rng, levels[0].extent, width, height)
@@ -197,7 +201,7 @@ def _write_chunk(task, chunk) -> tuple[int, int]:
     out, domain, seed, width, height, quality = task
     written = 0
     for c, i in chunk:
-        name = CLASSES[c]
+        name = DATASET_CLASSES[c]
         bgr, camera_quality = _render(name, domain, image_rng(seed, c, i), width, height)
         q = quality if camera_quality is None else min(quality, camera_quality)
         ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, q])

@@ -7,7 +7,7 @@ import pytest
 
 from glassware.cli import main
 from glassware.errors import SynthesisError
-from glassware.synthetic import CLASSES, images, video
+from glassware.synthetic import CLASSES, DATASET_CLASSES, images, video
 
 SMALL = dict(width=160, height=120)
 
@@ -62,6 +62,20 @@ def test_counts_override_per_class_and_keep_every_image(tmp_path):
             images.parse_counts(bad)
     with pytest.raises(SynthesisError, match="per-class"):
         images.write_dataset(tmp_path / "zero", per_class=2, counts={"other": 0}, **SMALL)
+
+
+def test_background_class_is_the_empty_scene_and_only_on_request(tmp_path):
+    plain = images.write_dataset(tmp_path / "plain", per_class=2, **SMALL)
+    assert "background" not in plain["classes"] and not (tmp_path / "plain" / "background").exists()
+    more = images.write_dataset(tmp_path / "more", per_class=2, counts={"background": 3}, **SMALL)
+    assert more["classes"] == [*CLASSES, "background"] and more["counts"]["background"] == 3
+    assert (tmp_path / "plain" / "A" / "A_0_1.jpg").read_bytes() == (tmp_path / "more" / "A" / "A_0_1.jpg").read_bytes()
+    k = DATASET_CLASSES.index("background")
+    for domain in ("lab", "stress"):  # the empty scene: its object's render would differ from it, pixel by pixel
+        empty = images.render("background", domain, images.image_rng(0, k, 0), **SMALL).astype(float)
+        flask = images.render("A", domain, images.image_rng(0, k, 0), **SMALL).astype(float)
+        assert np.abs(empty - flask).max() > 100
+        assert np.abs(empty - cv2.GaussianBlur(empty, (0, 0), 8)).mean() < np.abs(flask - cv2.GaussianBlur(flask, (0, 0), 8)).mean()
 
 
 def test_images_have_the_requested_size_and_quality(tmp_path):
