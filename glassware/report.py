@@ -92,7 +92,7 @@ def _bench_section(out: Path) -> list[str]:
 
 def _replay_rows(name: str, r: dict) -> list:
     t = r.get("truth") or {}
-    stress = t.get("stress", {})
+    stress, nothing = t.get("stress", {}), t.get("no_object_frames", {})
     lat = r.get("latency_ms", {})
     p = lat.get("end_to_end") or lat.get("preprocess_plus_inference") or {}
     return [name, r.get("format", ""), r["frames"]["in"], r["frames"]["classified"], r["frames"].get("dropped", 0),
@@ -101,7 +101,9 @@ def _replay_rows(name: str, r: dict) -> list:
             _pct(t.get("lab", {}).get("smoothed_accuracy")),
             f"{t.get('label_switches', {}).get('raw', '–')} → {t.get('label_switches', {}).get('smoothed', '–')}"
             f" (truth {t.get('label_switches', {}).get('truth', '–')})",
-            f"{_pct(stress.get('smoothed_unknown'))} / {_pct(stress.get('smoothed_confidently_wrong'))}"]
+            f"{_pct(stress.get('smoothed_unknown'))} / {_pct(stress.get('smoothed_confidently_wrong'))}",
+            f"{_pct(nothing.get('smoothed_unknown'))} / {_pct(nothing.get('smoothed_background'))} / "
+            f"{_pct(nothing.get('smoothed_an_object'))}"]
 
 
 def _replay_section(out: Path) -> list[str]:
@@ -116,10 +118,11 @@ def _replay_section(out: Path) -> list[str]:
     return ["## 5. Replay of the synthetic gripper-camera video (vgg bundle)", "",
             _table(["path", "format", "frames in", "classified", "dropped", "bad", "latency p50 / p99 ms", "fps",
                     "raw acc (lab frames)", "smoothed acc (lab frames)", "label switches raw → smoothed",
-                    "stress: unknown / confidently wrong"],
+                    "stress: unknown / confidently wrong", "no whole object: unknown / background / an object"],
                    rows), "",
             "Accuracy is over frames whose ground truth is a known class; latency is preprocess + inference for "
-            "the edge runtime and header stamp → classification received for the ROS node.", "", *pics, ""]
+            "the edge runtime and header stamp → classification received for the ROS node. Frames without a "
+            "whole object include objects entering and leaving the picture.", "", *pics, ""]
 
 
 def write(out: Path, timings: dict[str, float]) -> Path:
