@@ -8,8 +8,6 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from glassware.edge_runtime.stream import LabelSmoother
-
     p = subparsers.add_parser(
         "replay", help="replay recorded frames through a bundle: latency, drops, accuracy, timeline plot",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -30,10 +28,9 @@ def register(subparsers) -> None:
                                               "default: SOURCE.csv beside a video")
     p.add_argument("--topic", help="rosbag2 image topic (default: the busiest Image/CompressedImage topic)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate given to a folder of images")
-    p.add_argument("--evidence", type=float, default=LabelSmoother.EVIDENCE,
-                   help="smoothing: weight of one classified frame in the belief, in (0, 1]")
-    p.add_argument("--change-prob", type=float, default=LabelSmoother.CHANGE_PROB,
-                   help="smoothing: chance per classified frame that the view changed; 1 = no memory")
+    p.add_argument("--smooth-alpha", type=float, default=0.3, help="weight of the newest frame in the moving average")
+    p.add_argument("--switch-margin", type=float, default=0.1, help="a new label must beat the held one by this much")
+    p.add_argument("--min-updates", type=int, default=2, help="... for this many consecutive classified frames")
     p.add_argument("--release-margin", type=float, default=0.05,
                    help="an answered label turns unknown only below threshold minus this")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -61,8 +58,9 @@ def _replay(args: argparse.Namespace) -> int:
         classifier = Classifier(args.bundle, format=args.format, threads=args.threads, providers=providers,
                                 threshold=args.threshold)
         sampler = FrameSampler(max_rate_hz=args.max_rate_hz, every_n=args.every_n)
-        smoother = LabelSmoother(classifier.class_names, evidence=args.evidence, change_prob=args.change_prob,
-                                 threshold=classifier.threshold, release_margin=args.release_margin)
+        smoother = LabelSmoother(classifier.class_names, alpha=args.smooth_alpha, switch_margin=args.switch_margin,
+                                 threshold=classifier.threshold, min_updates=args.min_updates,
+                                 release_margin=args.release_margin)
     except ValueError as e:  # an out-of-range option
         print(f"glassware replay: error: {e}", file=sys.stderr)
         return 2

@@ -97,87 +97,70 @@ class LatestFrame:
 
 
 class LabelSmoother:
-    """A recursive Bayesian filter over "which class is in view", answered through a Schmitt trigger.
+    """Exponential moving average of class probabilities with hysteresis.
 
-    Each update first lets the belief leak towards uniform by `change_prob` (the view may have changed),
-    then multiplies in the frame's calibrated probabilities raised to `evidence`. Consecutive frames of one
-    view are far from independent, so each counts as a fraction of an independent look. Frames that agree
-    therefore add up: forty frames at 0.9 give a surer answer than one, which an average of probabilities
-    never does; the leak bounds how sure the belief can get and how long old frames count, so a steadily
-    uncertain view stays `unknown`. The label is the belief's top class. It is answered once its belief
-    reaches `threshold` and stays answered until it falls below `threshold - release_margin`, so a belief
-    hovering at the threshold does not flicker between label and unknown. Both rates are per update: with a
-    frame sampler, the same settings forget faster in seconds at a higher rate.
+    The held label switches to a new class only when its smoothed probability beats the held one by
+    `switch_margin` on `min_updates` consecutive updates. The held class is answered once its smoothed
+    probability reaches `threshold`, and stays answered until it falls below `threshold - release_margin`
+    (a Schmitt trigger: a confidence hovering at the threshold does not flicker between label and unknown).
     """
-
-    # Chosen on synthetic gripper video from two models and two seeds (README "Measured here"): the most
-    # right answers with no confidently wrong one.
-    EVIDENCE = 0.3
-    CHANGE_PROB = 0.1
 
     def __init__(
         self,
         class_names: Sequence[str],
-        evidence: float = EVIDENCE,
-        change_prob: float = CHANGE_PROB,
+        alpha: float = 0.3,
+        switch_margin: float = 0.1,
         threshold: float = 0.5,
+        min_updates: int = 2,
         release_margin: float = 0.05,
     ):
+        if not 0 < alpha <= 1 or switch_margin < 0 or min_updates < 1 or release_margin < 0:
+            raise ValueError(f"need 0 < alpha <= 1, switch_margin >= 0, min_updates >= 1, release_margin >= 0; "
+                             f"got {alpha}, {switch_margin}, {min_updates}, {release_margin}")
         self.class_names = list(class_names)
-        self.evidence = evidence
-        self.change_prob = change_prob
+        self.alpha = float(alpha)
+        self.switch_margin = float(switch_margin)
         self.threshold = float(threshold)
-        if release_margin < 0:
-            raise ValueError(f"release_margin must be >= 0, got {release_margin}")
+        self.min_updates = int(min_updates)
         self.release_margin = float(release_margin)
         self.reset()
 
-    @property
-    def evidence(self) -> float:
-        return self._evidence
-
-    @evidence.setter
-    def evidence(self, value: float) -> None:
-        if not 0 < value <= 1:
-            raise ValueError(f"evidence must be in (0, 1], got {value}")
-        self._evidence = float(value)
-
-    @property
-    def change_prob(self) -> float:
-        return self._change_prob
-
-    @change_prob.setter
-    def change_prob(self, value: float) -> None:
-        if not 0 < value <= 1:
-            raise ValueError(f"change_prob must be in (0, 1] (1 = no memory), got {value}")
-        self._change_prob = float(value)
-
     def reset(self) -> None:
         """Forget the history (e.g. after a gap in the stream)."""
-        self._belief: np.ndarray | None = None
+        self._ema: np.ndarray | None = None
+        self._held: int | None = None
+        self._candidate: int | None = None
+        self._streak = 0
         self._answered: int | None = None  # the class last answered (not unknown)
 
     @property
     def probs(self) -> np.ndarray | None:
-        """The belief over classes (a copy), None before the first update."""
-        return None if self._belief is None else self._belief.copy()
+        """The smoothed probabilities (a copy), None before the first update."""
+        return None if self._ema is None else self._ema.copy()
 
     def update(self, probs: np.ndarray) -> tuple[str, float]:
-        """Fold in one frame's calibrated probabilities; return (label or "unknown", belief in it)."""
+        """Fold in one frame's calibrated probabilities; return (label or "unknown", smoothed confidence)."""
         probs = np.asarray(probs, np.float64)
-        k = len(self.class_names)
-        if probs.shape != (k,):
-            raise ValueError(f"expected {k} probabilities, got shape {probs.shape}")
-        prior = np.full(k, 1.0 / k) if self._belief is None else self._belief
-        prior = (1.0 - self._change_prob) * prior + self._change_prob / k
-        log_belief = np.log(prior) + self._evidence * np.log(np.maximum(probs, 1e-12))
-        belief = np.exp(log_belief - log_belief.max())
-        self._belief = belief / belief.sum()
-        top = int(self._belief.argmax())
-        confidence = float(self._belief[top])
-        bar = self.threshold - self.release_margin if top == self._answered else self.threshold
+        if probs.shape != (len(self.class_names),):
+            raise ValueError(f"expected {len(self.class_names)} probabilities, got shape {probs.shape}")
+        if self._ema is None:
+            self._ema = probs.copy()
+        else:
+            self._ema += self.alpha * (probs - self._ema)
+        top = int(self._ema.argmax())
+        if self._held is None:
+            self._held = top
+        elif top != self._held and self._ema[top] >= self._ema[self._held] + self.switch_margin:
+            self._streak = self._streak + 1 if top == self._candidate else 1
+            self._candidate = top
+            if self._streak >= self.min_updates:
+                self._held, self._candidate, self._streak = top, None, 0
+        else:
+            self._candidate, self._streak = None, 0
+        confidence = float(self._ema[self._held])
+        bar = self.threshold - self.release_margin if self._held == self._answered else self.threshold
         if confidence < bar:
             self._answered = None
-            return UNKNOWN, confidence
-        self._answered = top
-        return self.class_names[top], confidence
+            return UNKNOWN, float(self._ema[top])
+        self._answered = self._held
+        return self.class_names[self._held], confidence

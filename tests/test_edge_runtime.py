@@ -280,58 +280,38 @@ def one_hot(k: int, confidence: float = 0.9, n: int = 4) -> np.ndarray:
 def test_label_smoother_ignores_a_single_frame_flicker():
     smoother = LabelSmoother(["a", "b", "c", "d"], threshold=0.5)
     labels = [smoother.update(one_hot(k))[0] for k in [0, 0, 0, 1, 0, 0, 2, 0]]
-    assert labels[2:] == ["a"] * 6  # answered from the third frame on, through both odd frames
+    assert labels == ["a"] * 8
 
 
 def test_label_smoother_switches_when_the_evidence_does():
-    smoother = LabelSmoother(["a", "b", "c", "d"], threshold=0.5)
-    labels = [smoother.update(one_hot(k))[0] for k in [0] * 8 + [1] * 8]
-    assert labels[2:8] == ["a"] * 6 and labels[-1] == "b"
+    smoother = LabelSmoother(["a", "b", "c", "d"], alpha=0.3, switch_margin=0.1, threshold=0.5, min_updates=2)
+    labels = [smoother.update(one_hot(k))[0] for k in [0] * 5 + [1] * 6]
+    assert labels[:5] == ["a"] * 5 and labels[-1] == "b"
     first_b = labels.index("b")
-    assert 9 <= first_b <= 12  # a few updates of lag, never on the first frame of new evidence
+    assert 6 <= first_b <= 8  # a few updates of lag, never before the second frame of new evidence
     assert all(label in ("a", "b", UNKNOWN) for label in labels)
 
 
-def test_label_smoother_adds_up_agreeing_frames_but_not_a_steadily_uncertain_view():
-    names = ["a", "b", "c", "d"]
-    agreeing = LabelSmoother(names, threshold=0.9)
-    labels = [agreeing.update(one_hot(1, 0.8))[0] for _ in range(20)]
-    assert labels[0] == UNKNOWN and labels[-1] == "b"  # 0.8 per frame: no single frame would be answered
-    assert agreeing.probs[1] > 0.9
-    torn = LabelSmoother(names, threshold=0.9)  # two classes, frame after frame
-    assert {torn.update(np.array([0.45, 0.45, 0.05, 0.05]))[0] for _ in range(50)} == {UNKNOWN}
-    vague = LabelSmoother(names, threshold=0.9)  # one class ahead, but only a little: the leak caps the belief
-    assert {vague.update(one_hot(2, 0.4))[0] for _ in range(50)} == {UNKNOWN}
-
-
-def test_label_smoother_with_no_memory_answers_each_frame_and_does_not_flicker_at_the_threshold():
+def test_label_smoother_does_not_flicker_at_the_threshold():
     hovering = [one_hot(0, c) for c in (0.92, 0.88) * 3]  # around a 0.9 threshold
-    plain = LabelSmoother(["a", "b", "c", "d"], evidence=1.0, change_prob=1.0, threshold=0.9, release_margin=0.0)
-    schmitt = LabelSmoother(["a", "b", "c", "d"], evidence=1.0, change_prob=1.0, threshold=0.9, release_margin=0.05)
+    plain = LabelSmoother(["a", "b", "c", "d"], alpha=1.0, threshold=0.9, release_margin=0.0)
+    schmitt = LabelSmoother(["a", "b", "c", "d"], alpha=1.0, threshold=0.9, release_margin=0.05)
     assert [plain.update(p)[0] for p in hovering] == ["a", UNKNOWN, "a", UNKNOWN, "a", UNKNOWN]
-    assert plain.probs == pytest.approx(hovering[-1])  # no memory: the belief is the frame's probabilities
     assert [schmitt.update(p)[0] for p in hovering] == ["a"] * 6
     assert schmitt.update(one_hot(0, 0.8))[0] == UNKNOWN  # below threshold - margin: released
     assert schmitt.update(one_hot(0, 0.88))[0] == UNKNOWN  # and answered again only at the full threshold
 
 
-def test_label_smoother_forgets_and_checks_its_settings():
-    smoother = LabelSmoother(["a", "b", "c", "d"], threshold=0.6)
-    for _ in range(10):
-        smoother.update(one_hot(2, 0.9))
-    for _ in range(30):
+def test_label_smoother_abstains_when_smoothed_confidence_is_low():
+    smoother = LabelSmoother(["a", "b", "c", "d"], alpha=0.5, threshold=0.6)
+    label, confidence = smoother.update(one_hot(2, 0.9))
+    assert label == "c" and confidence == pytest.approx(0.9)
+    for _ in range(6):
         label, confidence = smoother.update(np.full(4, 0.25))
-    assert label == UNKNOWN and confidence < 0.6  # the leak took the old evidence away
+    assert label == UNKNOWN and confidence < 0.6
     assert smoother.probs is not None and smoother.probs.sum() == pytest.approx(1)
     smoother.reset()
     assert smoother.probs is None
-    with pytest.raises(ValueError, match="4 probabilities"):
-        smoother.update(np.full(3, 1 / 3))
-    for bad in ({"evidence": 0.0}, {"change_prob": 1.5}, {"release_margin": -0.1}):
-        with pytest.raises(ValueError):
-            LabelSmoother(["a", "b"], **bad)
-    with pytest.raises(ValueError, match="evidence"):
-        smoother.evidence = 2.0
 
 
 def test_label_smoother_switches_less_than_raw_argmax_on_noisy_frames():

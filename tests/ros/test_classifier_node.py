@@ -118,8 +118,8 @@ def test_parameters_validated_and_applied_at_run_time(raw_node, probe, class_fra
     for name, value in rejected.items():
         [result] = raw_node.set_parameters(probe, **{name: value})
         assert not result.successful, f"{name}={value} was accepted"
-    [result] = raw_node.set_parameters(probe, smoothing_evidence=0.0)  # in the range, refused by the node's own check
-    assert not result.successful and "smoothing_evidence must be > 0" in result.reason
+    [result] = raw_node.set_parameters(probe, smoothing_alpha=0.0)  # in the range, refused by the node's own check
+    assert not result.successful and "smoothing_alpha must be > 0" in result.reason
 
     assert all(r.successful for r in raw_node.set_parameters(probe, max_rate_hz=2.0))
     first = len(raw_node.results)

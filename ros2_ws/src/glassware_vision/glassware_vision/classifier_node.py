@@ -72,16 +72,11 @@ class ClassifierNode(Node):
         max_rate_hz = self.declare_parameter("max_rate_hz", 0.0, _describe(
             "classify at most this many frames per second; 0 = every frame the model keeps up with",
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0, step=0.0)])).value
-        unit = [FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)]
-        evidence = self.declare_parameter("smoothing_evidence", LabelSmoother.EVIDENCE, _describe(
-            "weight of one frame in the smoothed belief, in (0, 1]: frames of one view are correlated, so each "
-            "counts as this fraction of an independent look", floating_point_range=unit)).value
-        change_prob = self.declare_parameter("smoothing_change_prob", LabelSmoother.CHANGE_PROB, _describe(
-            "chance per classified frame that the object in view changed, in (0, 1]: higher forgets faster and "
-            "caps the belief lower; 1 = no memory", floating_point_range=unit)).value
+        alpha = self.declare_parameter("smoothing_alpha", 0.5, _describe(
+            "weight of the newest frame in the smoothed probabilities, in (0, 1]; 1 = no memory",
+            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])).value
         self._classifier.threshold = threshold
-        self._smoother = LabelSmoother(self._class_names, evidence=evidence, change_prob=change_prob,
-                                       threshold=threshold) if smoothing else None
+        self._smoother = LabelSmoother(self._class_names, alpha=alpha, threshold=threshold) if smoothing else None
         self._sampler = FrameSampler(max_rate_hz=max_rate_hz)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -167,8 +162,8 @@ class ClassifierNode(Node):
         """Check what the descriptor ranges cannot express (rclpy has checked those), then apply all or nothing.
         One on-set callback rather than a post-set one, so the node also runs on Humble."""
         for p in parameters:
-            if p.name in ("smoothing_evidence", "smoothing_change_prob") and p.value <= 0.0:
-                return SetParametersResult(successful=False, reason=f"{p.name} must be > 0")
+            if p.name == "smoothing_alpha" and p.value <= 0.0:
+                return SetParametersResult(successful=False, reason="smoothing_alpha must be > 0 (1 = no smoothing)")
         for p in parameters:
             if p.name == "threshold":
                 self._classifier.threshold = p.value
@@ -176,8 +171,8 @@ class ClassifierNode(Node):
                     self._smoother.threshold = p.value
             elif p.name == "max_rate_hz":
                 self._sampler = FrameSampler(max_rate_hz=p.value)
-            elif p.name.startswith("smoothing_") and self._smoother is not None:
-                setattr(self._smoother, p.name.removeprefix("smoothing_"), p.value)
+            elif p.name == "smoothing_alpha" and self._smoother is not None:
+                self._smoother.alpha = p.value
             self.get_logger().info(f"{p.name} set to {p.value}")
         return SetParametersResult(successful=True)
 
