@@ -105,10 +105,12 @@ class LabelSmoother:
     (a Schmitt trigger: a confidence hovering at the threshold does not flicker between label and unknown).
     """
 
+    ALPHA = 0.3  # the default weight of the newest frame: replay and the ROS node both start from it
+
     def __init__(
         self,
         class_names: Sequence[str],
-        alpha: float = 0.3,
+        alpha: float = ALPHA,
         switch_margin: float = 0.1,
         threshold: float = 0.5,
         min_updates: int = 2,

@@ -72,7 +72,7 @@ class ClassifierNode(Node):
         max_rate_hz = self.declare_parameter("max_rate_hz", 0.0, _describe(
             "classify at most this many frames per second; 0 = every frame the model keeps up with",
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0, step=0.0)])).value
-        alpha = self.declare_parameter("smoothing_alpha", 0.5, _describe(
+        alpha = self.declare_parameter("smoothing_alpha", LabelSmoother.ALPHA, _describe(
             "weight of the newest frame in the smoothed probabilities, in (0, 1]; 1 = no memory",
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])).value
         self._classifier.threshold = threshold
