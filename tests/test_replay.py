@@ -88,6 +88,24 @@ def test_video_replay_at_max_speed_reports_everything(clip, classifier, tmp_path
     assert (tmp_path / "timeline.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_accuracy_counts_background_as_right_where_nothing_is_in_view(tmp_path):
+    """Truth 'none' (no whole object) is answered rightly by unknown or by a `background` class, never a class."""
+    truth_csv = tmp_path / "truth.csv"
+    labels = ["none"] * 4 + ["A"] * 4 + ["none"] * 2
+    with open(truth_csv, "w", newline="") as f:
+        rows = csv.writer(f)
+        rows.writerow(["frame", "time_s", "label", "domain", "phase"])
+        rows.writerows([k, k / 10, label, "lab", "gap" if label == "none" else "hold"] for k, label in enumerate(labels))
+    smoothed = ["background", "background", "unknown", "A", "A", "A", "A", "unknown", "background", "B"]
+    log = replay.ReplayLog(index=list(range(10)), time_s=[k / 10 for k in range(10)], raw=smoothed,
+                           raw_top=smoothed, smoothed=smoothed)
+    truth = replay.Truth(truth_csv)
+    out = replay.accuracy(log, truth, replay.match_truth(log, truth, by_index=True), ["A", "B", "background"])
+    assert out["known_class_frames"] == 4 and out["lab"]["smoothed_accuracy"] == 0.75
+    assert out["no_object_frames"] == {"frames": 6, "smoothed_unknown": 1 / 6, "smoothed_background": 3 / 6,
+                                       "smoothed_an_object": 2 / 6}
+
+
 def test_cli_replay_picks_up_the_truth_beside_the_video_and_samples(clip, tiny_bundle, tmp_path, capsys):
     from glassware.cli import main
 
