@@ -30,7 +30,8 @@ def register(subparsers) -> None:
                                               "default: SOURCE.csv beside a video")
     p.add_argument("--topic", help="rosbag2 image topic (default: the busiest Image/CompressedImage topic)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate given to a folder of images")
-    p.add_argument("--smooth-alpha", type=float, default=LabelSmoother.ALPHA, help="weight of the newest frame in the moving average")
+    p.add_argument("--smooth-alpha", type=float, default=LabelSmoother.ALPHA,
+                   help="weight of the newest frame in the moving average")
     p.add_argument("--switch-margin", type=float, default=0.1, help="a new label must beat the held one by this much")
     p.add_argument("--min-updates", type=int, default=2, help="... for this many consecutive classified frames")
     p.add_argument("--release-margin", type=float, default=0.05,

@@ -95,7 +95,8 @@ def test_accuracy_counts_background_as_right_where_nothing_is_in_view(tmp_path):
     with open(truth_csv, "w", newline="") as f:
         rows = csv.writer(f)
         rows.writerow(["frame", "time_s", "label", "domain", "phase"])
-        rows.writerows([k, k / 10, label, "lab", "gap" if label == "none" else "hold"] for k, label in enumerate(labels))
+        rows.writerows([k, k / 10, label, "lab", "gap" if label == "none" else "hold"]
+                       for k, label in enumerate(labels))
     smoothed = ["background", "background", "unknown", "A", "A", "A", "A", "unknown", "background", "B"]
     log = replay.ReplayLog(index=list(range(10)), time_s=[k / 10 for k in range(10)], raw=smoothed,
                            raw_top=smoothed, smoothed=smoothed)
