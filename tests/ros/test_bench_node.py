@@ -25,5 +25,6 @@ def test_bench_node_compares_with_the_naive_node(ros_env, tiny_bundle, tmp_path)
     assert ours["saturated_classified_fps"] > naive["saturated_classified_fps"]
     assert ours["classified"] >= 0.8 * ours["sent"]
     assert ours["latency_p50_ms"] < naive["latency_p50_ms"]
-    assert ours["model_format"].endswith("int8") and naive["model_format"] == "keras"  # auto resolved, and reported
+    # auto resolved (to whichever int8-weight format was fastest here at start-up), and reported
+    assert ours["model_format"].endswith(("int8", "dynamic")) and naive["model_format"] == "keras"
     assert echo["model_format"] == "echo" and echo["classified"] >= 0.8 * echo["sent"]
