@@ -1,4 +1,5 @@
-"""`glassware synth` and `glassware synth-video`: the embedded default data (synthetic glassware)."""
+"""`glassware synth`, `glassware synth-video` and `glassware synth-openset`: the embedded default data
+(synthetic glassware), and images that are not glassware for testing the open-set refusal."""
 
 from __future__ import annotations
 
@@ -36,6 +37,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--size", default="640x480", metavar="WxH", help="frame size (default 640x480)")
     v.set_defaults(func=_synth_video)
 
+    o = subparsers.add_parser(
+        "synth-openset", help="render images that are not glassware, to test that the open-set score refuses them",
+        description="Render OUT/<kind>/<kind>_<seed>_<i>.jpg for six kinds of image with no glassware in it "
+                    "(texture, pattern, text, clutter, scene: the lab or stress scene with another object, "
+                    "noise: bad frames), plus OUT/contact_sheet.png and OUT/openset.json. Same arguments, "
+                    "same bytes.")
+    o.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (created; an existing one must hold only an earlier synth-openset output)")
+    o.add_argument("--per-kind", type=int, default=40, metavar="N", help="images per kind (default 40)")
+    o.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    o.add_argument("--size", default="640x480", metavar="WxH", help="image size (default 640x480)")
+    o.add_argument("--quality", type=int, default=90, metavar="Q", help="JPEG quality 1-100 (default 90)")
+    o.set_defaults(func=_synth_openset)
+
 
 def _synth(args: argparse.Namespace) -> int:
     from glassware.synthetic.images import parse_counts, parse_size, write_dataset
@@ -69,4 +84,22 @@ def _synth_video(args: argparse.Namespace) -> int:
     print(f"  objects visited: {len(s['segments'])}; frames in the stress domain: {s['stress_frames']}; "
           f"ground truth {s['ground_truth']}")
     print(f"  rendered in {s['render_seconds']:.1f} s ({s['frames_per_second']:.1f} frames/s)")
+    return 0
+
+
+def _synth_openset(args: argparse.Namespace) -> int:
+    from glassware.synthetic.images import parse_size
+    from glassware.synthetic.openset import write_openset
+
+    width, height = parse_size(args.size)
+    s = write_openset(args.out, per_kind=args.per_kind, seed=args.seed, width=width, height=height,
+                      quality=args.quality)
+    print(f"synth-openset: {s['total']} images that are not glassware, seed {s['seed']}, {width}x{height}, "
+          f"JPEG q{s['quality']} -> {args.out}")
+    print(f"  {'kind':<11}{'images':>7}")
+    for kind in s["kinds"]:
+        print(f"  {kind:<11}{s['counts'][kind]:>7}")
+    print(f"  {s['bytes'] / s['total'] / 1024:.0f} KB per image; contact sheet {args.out}/{s['contact_sheet']}; "
+          f"summary {args.out}/openset.json")
+    print(f"  {s['seconds']:.2f} s, {s['images_per_second']:.1f} images/s")
     return 0
