@@ -1,5 +1,10 @@
 """Inference backends behind one call: `open_backend(path, runtime).run(batch) -> logits`.
 
+Models exported with an open-set score have a second output, "features" (what the logits layer reads);
+`run_with_features(batch) -> (logits, features or None)` returns both. Outputs are found by name (the
+TFLite signature's, the ONNX graph's), so their order in the file does not matter; a model with one output
+(bundles made before the open-set score) gives that output as the logits.
+
 TFLite files run on LiteRT (`ai_edge_litert`), else `tflite_runtime`, else `tensorflow.lite`; ONNX files on
 ONNX Runtime with a provider list (TensorRT, CUDA, CPU) that falls back with a logged warning. Inputs are
 model-size RGB pixels in 0..255 (uint8 or float32); quantized inputs and outputs are (de)quantized here,
@@ -19,6 +24,7 @@ from glassware.errors import BundleError
 
 log = logging.getLogger(__name__)
 
+LOGITS, FEATURES = "logits", "features"  # output names of exported models
 PROVIDER_ALIASES = {
     "tensorrt": "TensorrtExecutionProvider",
     "trt": "TensorrtExecutionProvider",
@@ -70,12 +76,17 @@ class TFLiteBackend:
         except (ValueError, RuntimeError) as e:
             raise BundleError(f"{path}: not a loadable TFLite model ({e})") from e
         inp = self._interp.get_input_details()[0]
-        out = self._interp.get_output_details()[0]
-        self._in_index, self._out_index = inp["index"], out["index"]
+        outputs = {o["index"]: o for o in self._interp.get_output_details()}
+        named = _tflite_output_names(self._interp)
+        logits = named.get(LOGITS, next(iter(outputs)))
+        self._out_index = logits
+        self._features_index = named.get(FEATURES)
+        self._in_index = inp["index"]
         self.input_dtype = np.dtype(inp["dtype"])
         self._in_quant = inp["quantization"] if self.input_dtype.kind in "iu" else None
-        self._out_quant = out["quantization"] if np.dtype(out["dtype"]).kind in "iu" else None
+        self._out_quant = {i: o["quantization"] if np.dtype(o["dtype"]).kind in "iu" else None for i, o in outputs.items()}
         self._batch = int(inp["shape"][0])
+        self.has_features = self._features_index is not None
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         batch = np.asarray(batch)
@@ -85,11 +96,18 @@ class TFLiteBackend:
             self._batch = len(batch)
         self._interp.set_tensor(self._in_index, self._to_input(batch))
         self._interp.invoke()
-        y = self._interp.get_tensor(self._out_index)
-        if self._out_quant is not None:
-            scale, zero = self._out_quant
+        return self._output(self._out_index)
+
+    def run_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        logits = self.run(batch)
+        return logits, None if self._features_index is None else self._output(self._features_index)
+
+    def _output(self, index: int) -> np.ndarray:
+        y = self._interp.get_tensor(index)
+        if self._out_quant[index] is not None:
+            scale, zero = self._out_quant[index]
             return (y.astype(np.float32) - zero) * np.float32(scale)
-        return y.astype(np.float32, copy=False)
+        return y.astype(np.float32)  # a copy: the interpreter reuses its buffer on the next invoke
 
     def _to_input(self, batch: np.ndarray) -> np.ndarray:
         if self._in_quant is None:
@@ -133,13 +151,30 @@ class OnnxBackend:
                 raise BundleError(f"{path}: not a loadable ONNX model ({e})") from e
         inp = self._session.get_inputs()[0]
         self._in_name = inp.name
-        self._out_name = self._session.get_outputs()[0].name
+        names = [o.name for o in self._session.get_outputs()]
+        self._out_name = LOGITS if LOGITS in names else names[0]
+        self._outputs = [self._out_name] + ([FEATURES] if FEATURES in names else [])
+        self.has_features = FEATURES in names
         self.input_dtype = np.dtype(np.uint8 if inp.type == "tensor(uint8)" else np.float32)
         self.name = f"onnxruntime:{self._session.get_providers()[0]}"
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         x = np.asarray(batch).astype(self.input_dtype, copy=False)
         return self._session.run([self._out_name], {self._in_name: x})[0].astype(np.float32, copy=False)
+
+    def run_with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        x = np.asarray(batch).astype(self.input_dtype, copy=False)
+        out = self._session.run(self._outputs, {self._in_name: x})
+        return out[0].astype(np.float32, copy=False), out[1].astype(np.float32, copy=False) if len(out) > 1 else None
+
+
+def _tflite_output_names(interpreter) -> dict[str, int]:
+    """Output name -> tensor index from the model's first signature ({} if it has none)."""
+    try:
+        signatures = interpreter._get_full_signature_list()
+    except AttributeError:  # interpreters without signature support: single-output models only
+        return {}
+    return dict(next(iter(signatures.values()))["outputs"]) if signatures else {}
 
 
 def _provider_options(provider: str, model: Path, trt_cache_dir: str | None) -> dict:

@@ -1,7 +1,8 @@
 """One classifier over every bundle format: frame or encoded image in, calibrated `Prediction` out.
 
 Preprocessing is `glassware.preprocessing` with the bundle's recorded spec, so the model sees exactly the
-pixels training saw. The hot path allocates only the model-size image and the scores, and never logs.
+pixels training saw. A bundle with an open-set score (`glassware.edge_runtime.openset`) also refuses images
+unlike anything trained on: their answer is `unknown` even when confident. The hot path allocates only the model-size image and the scores, and never logs.
 A Classifier is not thread-safe: give each thread its own.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from glassware.edge_runtime.backends import PROVIDER_ALIASES, open_backend
 from glassware.edge_runtime.bundle import UNKNOWN, Bundle
+from glassware.edge_runtime.openset import OpenSet
 from glassware.errors import BundleError, FrameFormatError
 from glassware.preprocessing import preprocess_bytes, preprocess_frame
 
@@ -37,10 +39,12 @@ class Prediction:
     label: str  # class name, or "unknown" when not accepted
     class_index: int  # top class, also when the answer is unknown
     confidence: float  # calibrated probability of the top class
-    accepted: bool  # confidence >= threshold
+    accepted: bool  # confidence >= threshold, and not refused by the open-set score
     scores: np.ndarray  # calibrated probabilities, one per class
     preprocess_ms: float
     inference_ms: float
+    novelty: float = float("nan")  # open-set score (higher: less like the training images); NaN without one
+    novel: bool = False  # novelty above the bundle's open-set threshold
 
 
 class Classifier:
@@ -65,6 +69,17 @@ class Classifier:
         mix = self.bundle.uniform_mix
         self._keep, self._floor = np.float32(1.0 - mix), np.float32(mix / len(self.class_names))
         self.threshold = self.bundle.threshold if threshold is None else threshold
+        self.openset = self._open_set()
+
+    def _open_set(self) -> OpenSet | None:
+        entry = self.bundle.manifest.get("openset")
+        if entry is None:
+            return None
+        if not getattr(self._backend, "has_features", False):
+            log.warning("%s: format %s has no features output; the open-set score is off", self.bundle.path,
+                        self.format_name)
+            return None
+        return OpenSet.load(self.bundle.path, entry, self.class_names)
 
     @property
     def threshold(self) -> float:
@@ -102,7 +117,11 @@ class Classifier:
 
     def _predict(self, x: np.ndarray, start: float) -> Prediction:
         ready = time.perf_counter()
-        logits = self._backend.run(x[None])[0]
+        if self.openset is None:
+            logits, features = self._backend.run(x[None])[0], None
+        else:
+            logits, features = self._backend.run_with_features(x[None])
+            logits = logits[0]
         done = time.perf_counter()
         scores = logits * self._inv_temperature
         scores -= scores.max()
@@ -112,6 +131,11 @@ class Classifier:
         top = int(scores.argmax())
         confidence = float(scores[top])
         accepted = confidence >= self._threshold
+        novelty, novel = float("nan"), False
+        if features is not None:
+            novelty = self.openset.score(features[0])
+            novel = novelty > self.openset.threshold
+            accepted = accepted and not (novel and self.openset.vetoes[top])
         return Prediction(
             self.class_names[top] if accepted else UNKNOWN,
             top,
@@ -120,6 +144,8 @@ class Classifier:
             scores,
             (ready - start) * 1e3,
             (done - ready) * 1e3,
+            novelty,
+            novel,
         )
 
 

@@ -20,6 +20,11 @@ def register(subparsers) -> None:
     p.add_argument("--calibration", type=Path, metavar="DIR",
                    help="held-out lab images (class folders, in neither train nor test): confidence scaling and "
                         "threshold are fitted on val plus these (default: val alone)")
+    p.add_argument("--not-glassware", type=Path, metavar="DIR",
+                   help="images that are not glassware (any layout, e.g. from `glassware synth-openset`): every "
+                        "format's glassware answers on them are counted, which should be none")
+    p.add_argument("--no-openset", dest="openset", action="store_false",
+                   help="do not fit or ship the open-set score (novel images are then never refused)")
     p.add_argument("--no-perturb", dest="perturb", action="store_false",
                    help="fit calibration on the clean images only, not also on an augmented copy of each")
     p.add_argument("--tolerance", type=float, default=1.0, help="max accuracy drop vs Keras, in points")
@@ -48,10 +53,16 @@ def _export(args: argparse.Namespace) -> int:
     manifest = export_run(args.run, args.out, formats=args.formats, test_dir=args.test, stress_dir=args.stress,
                           calibration_dir=args.calibration, perturb=args.perturb, tolerance=args.tolerance,
                           keep_failed=args.keep_failed, target_precision=args.target_precision,
-                          representative=args.representative, seed=args.seed)
+                          representative=args.representative, seed=args.seed, openset=args.openset,
+                          not_glassware_dir=args.not_glassware)
     c, failed = manifest["calibration"], manifest["gate"]["failed"]
     print(f"temperature {c['temperature']:.3f}, uniform mix {c['uniform_mix']:.4f}, threshold {c['threshold']:.4f}; "
           f"bundle {manifest['bundle_id']} in {args.out}")
+    if "openset" in manifest:
+        o = manifest["openset"]
+        given = {s: m["glassware_answers"] for s, m in o["splits"].items()}
+        print(f"open-set threshold {o['threshold']:.4f}; glassware answers given (Keras): "
+              + ", ".join(f"{s} {n}" for s, n in given.items()))
     if failed:
         action = "kept (--keep-failed)" if args.keep_failed else "removed from the bundle"
         print(f"gate FAILED for {', '.join(failed)}: {action}")

@@ -99,7 +99,8 @@ class Converter:
 @contextlib.contextmanager
 def _quiet():
     """The converters print SavedModel signatures to stdout and chat at INFO: keep the command's output readable."""
-    loggers = [logging.getLogger(n) for n in ("tensorflow", "tf2onnx", "onnxruntime")]
+    # onnxruntime.quantization logs through the root logger, a line per rescaled bias.
+    loggers = [logging.getLogger(n) for n in ("tensorflow", "tf2onnx", "onnxruntime", None)]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)

@@ -1,10 +1,11 @@
 """`glassware export`: a training run -> one self-describing, accuracy-gated model bundle.
 
-Steps: open the run; Keras logits on val and the test/stress folders; confidence scaling and abstention
-threshold fitted on val (plus the calibration folder, plus an augmented copy of each); int8 representative set
-from the cached training images; every format converted, then run on its own runtime and gated against Keras;
-model files, the Keras model, manifest, reliability diagram and `export_report.md` written. The bundle is built
-next to `out_dir` and moved into place only when complete.
+Steps: open the run; Keras logits and features on val and the test/stress folders; confidence scaling and
+abstention threshold fitted on val (plus the calibration folder, plus an augmented copy of each); the open-set
+score's bank and threshold fitted on training features and that same set; int8 representative set from the
+cached training images; every format converted (outputs "logits" and "features"), then run on its own runtime
+and gated against Keras; model files, the open-set bank, the Keras model, manifest, reliability diagram and
+`export_report.md` written. The bundle is built next to `out_dir` and moved into place only when complete.
 """
 
 from __future__ import annotations
@@ -19,19 +20,22 @@ import numpy as np
 from tqdm import tqdm
 
 from glassware import __version__
+from glassware.calibration.openset import fit_openset
 from glassware.calibration.perturbed import perturbed_copies
 from glassware.calibration.representative import DEFAULT_SIZE, representative_set
 from glassware.calibration.temperature import calibration_summary, fit_scaling, plot_reliability, scaled_probs
-from glassware.calibration.threshold import DEFAULT_TARGET_PRECISION, abstention_threshold, selective_metrics
+from glassware.calibration.threshold import (DEFAULT_TARGET_PRECISION, abstention_threshold, confidence_floor,
+                                             selective_metrics)
 from glassware.edge_runtime.backends import open_backend
 from glassware.edge_runtime.bundle import MANIFEST, write_manifest
 from glassware.errors import ExportError
 from glassware.export.convert import FORMATS, Converter
-from glassware.export.gate import gate_table, run_logits, split_metrics, verdict
+from glassware.export.gate import gate_table, openset_metrics, run_outputs, split_metrics, verdict
 from glassware.metrics import expected_calibration_error
 
 DEFAULT_FORMATS = tuple(FORMATS)
 REPORT = "export_report.md"
+OPENSET_FILE = "openset.npz"
 RELIABILITY_PNG = "reliability.png"
 
 
@@ -39,7 +43,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
                test_dir: str | Path | None = None, stress_dir: str | Path | None = None,
                calibration_dir: str | Path | None = None, perturb: bool = True, tolerance: float = 1.0,
                keep_failed: bool = False, target_precision: float = DEFAULT_TARGET_PRECISION,
-               representative: int = DEFAULT_SIZE, seed: int = 0) -> dict:
+               representative: int = DEFAULT_SIZE, seed: int = 0, openset: bool = True,
+               not_glassware_dir: str | Path | None = None) -> dict:
     """Export `run_dir` into the bundle `out_dir`; return the manifest as written.
 
     Formats failing the gate (accuracy more than `tolerance` points below Keras on the test split, or on
@@ -49,7 +54,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     `calibration_dir`: held-out lab images, in neither the run nor the test folder, fitted on together with
     val. 405 val images hold ~15 errors; measured on two demo VGG runs, scaling fitted on them alone sharpened
     one run 3.5x (stress ECE 5.9 -> 7.7 %). `perturb`: also fit on one augmented copy of each of those
-    images (`glassware.calibration.perturbed`).
+    images (`glassware.calibration.perturbed`). `openset`: fit and ship the open-set score
+    (`glassware.calibration.openset`). `not_glassware_dir`: a folder of images that are not glassware (any
+    layout), on which every format's accepted glassware answers are counted: the open-set check.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -57,7 +64,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
 
-    from glassware.training.models import logits_model as cut_at_logits  # TensorFlow: only once the checks pass
+    from glassware.training.models import export_model  # TensorFlow: only once the checks pass
     from glassware.training.run import load_run
 
     run = load_run(run_dir)
@@ -66,16 +73,28 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     if held_out is not None:
         datasets["calibration"] = {"source": str(Path(calibration_dir).resolve()), "n": len(held_out[1]),
                                    "skipped": held_out[2]}
+    unlabelled = {}
+    if not_glassware_dir is not None:
+        unlabelled["not_glassware"], skipped = _unlabelled(not_glassware_dir, run)
+        datasets["not_glassware"] = {"source": str(Path(not_glassware_dir).resolve()),
+                                     "n": len(unlabelled["not_glassware"]), "skipped": skipped}
     gate_split = "test" if "test" in splits else "val"
 
     model = run.model()
-    logits_model = cut_at_logits(model)
-    keras_logits = {name: logits_model.predict(x.astype(np.float32), batch_size=32, verbose=0)
-                    for name, (x, _) in tqdm(splits.items(), desc="keras reference", unit="split")}
-    fit_logits, fit_y, fitted_on = _fitting_set(logits_model, run, splits["val"], keras_logits["val"], held_out,
-                                                perturb, seed)
+    reference_model = export_model(model)
+    keras_out = {name: _predict(reference_model, x) for name, x in
+                 tqdm({**{n: x for n, (x, _) in splits.items()}, **unlabelled}.items(), desc="keras reference",
+                      unit="split")}
+    keras_logits = {name: keras_out[name]["logits"] for name in splits}
+    fit_logits, fit_features, fit_y, fitted_on = _fitting_set(reference_model, run, splits["val"], keras_out["val"],
+                                                              held_out, perturb, seed)
     calibration = _calibrate(keras_logits, splits, (fit_logits, fit_y), target_precision)
     calibration["fitted_on"] = fitted_on
+    bank, openset_entry = _fit_openset(reference_model, run, fit_features, fitted_on, seed) if openset else (None, None)
+    if openset_entry is not None:
+        openset_entry["splits"] = {name: openset_metrics(out["logits"], out["features"], calibration, bank,
+                                                          openset_entry, run.class_names)
+                                   for name, out in keras_out.items()}
     scaling = calibration["temperature"], calibration["uniform_mix"]
     reference = {name: {"n": len(y), "accuracy": float((keras_logits[name].argmax(-1) == y).mean()),
                         "ece": expected_calibration_error(scaled_probs(keras_logits[name], *scaling), y)}
@@ -90,11 +109,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))  # moved into place when complete
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            converter = Converter(logits_model, scratch)
+            converter = Converter(reference_model, scratch)
             paths = {name: converter.convert(name, work / FORMATS[name].filename(run.model_name), rep)
                      for name in tqdm(formats, desc="convert", unit="format")}
         results = {name: _gate_one(name, path, splits, keras_logits, reference[gate_split]["accuracy"], gate_split,
-                                   calibration, tolerance)
+                                   calibration, tolerance, unlabelled, (bank, openset_entry), run.class_names)
                    for name, path in tqdm(paths.items(), desc="gate", unit="format")}
         failed = [n for n, r in results.items() if r["gate"] == "fail"]
         removed = [] if keep_failed else failed
@@ -103,6 +122,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
 
         keras_file = f"{run.model_name}.keras"
         model.save(work / keras_file)  # loaded uncompiled: no optimizer state, a third of the run's file
+        files = {keras_file: ""}
+        if bank is not None:
+            np.savez(work / OPENSET_FILE, bank=bank)
+            files[OPENSET_FILE] = ""
+            openset_entry["file"] = OPENSET_FILE
         plot_reliability({s: (keras_logits[s], y) for s, (_, y) in splits.items()}, calibration,
                          work / RELIABILITY_PNG)
         calibration["plots"] = [RELIABILITY_PNG]
@@ -112,11 +136,12 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
             "preprocessing": run.preprocessing.to_dict(),
             "output": "logits",
             "calibration": calibration,
+            **({"openset": openset_entry} if openset_entry is not None else {}),
             "formats": {n: r for n, r in results.items() if n not in removed},
             "reference": {"file": keras_file, "metrics": reference},
             "gate": {"split": gate_split, "tolerance_points": tolerance, "failed": failed, "removed": removed,
                      "datasets": datasets},
-            "files": {keras_file: ""},
+            "files": files,
             "source_run": str(Path(run_dir).resolve()),
             "model_options": run.info.get("model_options", {}),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -146,21 +171,54 @@ def _evaluation_splits(run, test_dir, stress_dir) -> tuple[dict, dict]:
     return splits, datasets
 
 
-def _fitting_set(logits_model, run, val: tuple, val_logits: np.ndarray, held_out: tuple | None, perturb: bool,
-                 seed: int):
-    """(logits, y, description) of the images confidence scaling and threshold are fitted on: val (whose
-    logits the caller has), the held-out calibration folder if any, and with `perturb` one augmented copy of
-    each."""
+def _predict(reference_model, x: np.ndarray) -> dict[str, np.ndarray]:
+    """{"logits", "features"} of the Keras export model on images x."""
+    return reference_model.predict(np.asarray(x, np.float32), batch_size=32, verbose=0)
+
+
+def _fitting_set(reference_model, run, val: tuple, val_out: dict, held_out: tuple | None, perturb: bool, seed: int):
+    """(logits, features, y, description) of the images confidence scaling, threshold and open-set threshold
+    are fitted on: val (whose outputs the caller has), the held-out calibration folder if any, and with
+    `perturb` one augmented copy of each."""
     x = [val[0]] + ([held_out[0]] if held_out else [])
     y = np.concatenate([val[1]] + ([held_out[1]] if held_out else []))
     if perturb:
         x.append(perturbed_copies(np.concatenate(x), run.info.get("augmentation"), seed))
         y = np.concatenate([y, y])
-    logits = [val_logits]
-    if len(x) > 1:
-        logits.append(logits_model.predict(np.concatenate(x[1:]).astype(np.float32), batch_size=32, verbose=0))
+    outs = [val_out] + ([_predict(reference_model, np.concatenate(x[1:]))] if len(x) > 1 else [])
     parts = ["val"] + ["calibration"] * (held_out is not None) + ["an augmented copy of each"] * perturb
-    return np.concatenate(logits), y, " + ".join(parts)
+    return (np.concatenate([o["logits"] for o in outs]), np.concatenate([o["features"] for o in outs]), y,
+            " + ".join(parts))
+
+
+def _fit_openset(reference_model, run, fit_features: np.ndarray, fitted_on: str, seed: int) -> tuple:
+    """The open-set bank, from the training split and an augmented copy of it, and its manifest entry, with a
+    threshold fitted on the fitting set's features."""
+    x, y = run.split("train")
+    copies = perturbed_copies(x, run.info.get("augmentation"), seed + 1)
+    features = np.concatenate([_predict(reference_model, x)["features"], _predict(reference_model, copies)["features"]])
+    bank, entry = fit_openset(features, np.concatenate([y, y]), fit_features, run.class_names, seed=seed)
+    entry.update(output="features", bank_from="train split + an augmented copy of each", fitted_on=fitted_on)
+    return bank, entry
+
+
+def _unlabelled(folder, run) -> tuple[np.ndarray, int]:
+    """(x, number of unreadable files skipped) of every image under `folder`, preprocessed as the run was."""
+    from glassware.errors import ImageDecodeError
+    from glassware.preprocessing import IMAGE_SUFFIXES, preprocess_file
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ExportError(f"--not-glassware {folder}: no such folder")
+    images, skipped = [], 0
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        try:
+            images.append(preprocess_file(path, run.preprocessing))
+        except ImageDecodeError:
+            skipped += 1
+    if not images:
+        raise ExportError(f"--not-glassware {folder}: no readable images")
+    return np.stack(images), skipped
 
 
 def _labelled(folder, run) -> tuple[np.ndarray, np.ndarray, int]:
@@ -172,12 +230,18 @@ def _labelled(folder, run) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_accuracy: float, gate_split: str,
-              calibration: dict, tolerance: float) -> dict:
+              calibration: dict, tolerance: float, unlabelled: dict, openset: tuple, class_names: list[str]) -> dict:
     """Run one exported file on its own runtime over every split; its manifest entry with the verdict."""
     fmt = FORMATS[name]
     backend = open_backend(path, fmt.runtime, threads=os.cpu_count() or 1)  # offline: every core
-    metrics = {s: split_metrics(run_logits(backend, x), y, keras_logits[s], calibration, calibration["threshold"])
-               for s, (x, y) in splits.items()}
+    bank, entry = openset
+    metrics = {}
+    for s, x in {**{n: x for n, (x, _) in splits.items()}, **unlabelled}.items():
+        logits, features = run_outputs(backend, x)
+        metrics[s] = split_metrics(logits, splits[s][1], keras_logits[s], calibration, calibration["threshold"]) \
+            if s in splits else {"n": len(x)}
+        if entry is not None:
+            metrics[s]["openset"] = openset_metrics(logits, features, calibration, bank, entry, class_names)
     status, reason = verdict(metrics[gate_split]["accuracy"], keras_accuracy, tolerance)
     return {"file": path.name, "runtime": fmt.runtime, "precision": fmt.precision,
             "input_dtype": backend.input_dtype.name, "size_bytes": path.stat().st_size,
@@ -190,7 +254,9 @@ def _calibrate(keras_logits: dict, splits: dict, fit_on: tuple, target_precision
     fit_logits, fit_y = fit_on
     fit = fit_scaling(fit_logits, fit_y)
     scaling = fit["temperature"], fit["uniform_mix"]
-    chosen = abstention_threshold(scaled_probs(fit_logits, *scaling), fit_y, target_precision)
+    max_confidence = 1.0 - fit["uniform_mix"] * (1 - 1 / fit_logits.shape[-1])
+    chosen = abstention_threshold(scaled_probs(fit_logits, *scaling), fit_y, target_precision,
+                                  floor=confidence_floor(max_confidence, target_precision))
     summary = {}
     for name, (_, y) in splits.items():
         summary[name] = calibration_summary(keras_logits[name], y, fit)
@@ -198,7 +264,7 @@ def _calibrate(keras_logits: dict, splits: dict, fit_on: tuple, target_precision
     return {
         "temperature": fit["temperature"],
         "uniform_mix": fit["uniform_mix"],
-        "max_confidence": 1.0 - fit["uniform_mix"] * (1 - 1 / fit_logits.shape[-1]),
+        "max_confidence": max_confidence,
         "scaling_method": fit["method"],
         "threshold": chosen["threshold"],
         "target_precision": target_precision,
@@ -243,4 +309,19 @@ def _report(manifest: dict, table: str) -> str:
                      f"{s['brier_before']:.4f} | {s['brier_after']:.4f} | {s['nll_before']:.3f} | {s['nll_after']:.3f} "
                      f"| {100 * s['coverage']:.1f}% | {precision} |")
     lines += ["", f"![reliability diagram]({RELIABILITY_PNG})", ""]
+    if "openset" in manifest:
+        lines += _openset_report(manifest["openset"])
     return "\n".join(lines)
+
+
+def _openset_report(o: dict) -> list[str]:
+    lines = [
+        "## Open-set score", "",
+        f"Cosine distance to the {o['k']}th nearest of {o['bank_size']} training feature vectors ({o['bank_from']}); "
+        f"threshold **{o['threshold']:.4f}**, passing {100 * o['quantile']:g}% of {o['fitted_n']} fitting images "
+        f"({o['fitted_on']}). Above it an answer of {', '.join(o['applies_to'])} becomes `unknown`. Keras model:", "",
+        "| split | n | novel | answers refused by it | glassware answers given |", "|---|---|---|---|---|",
+    ]
+    for name, m in o["splits"].items():
+        lines.append(f"| {name} | {m['n']} | {100 * m['novel']:.1f}% | {100 * m['vetoed']:.1f}% | {m['glassware_answers']} |")
+    return lines + [""]

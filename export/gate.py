@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from glassware.calibration.openset import accepted_answers
 from glassware.calibration.temperature import scaled_probs
+from glassware.edge_runtime.openset import novelty, unit_rows
 from glassware.calibration.threshold import selective_metrics
 from glassware.metrics import expected_calibration_error
 
@@ -20,6 +22,32 @@ def run_logits(backend, x: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
     """Logits of `backend` on all of `x`, in batches."""
     out = [backend.run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def run_outputs(backend, x: np.ndarray, batch_size: int = BATCH) -> tuple[np.ndarray, np.ndarray | None]:
+    """(logits, features or None) of `backend` on all of `x`, in batches."""
+    out = [backend.run_with_features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    logits = np.concatenate([o[0] for o in out]) if out else np.zeros((0, 0), np.float32)
+    has_features = bool(out) and out[0][1] is not None
+    return logits, np.concatenate([o[1] for o in out]) if has_features else None
+
+
+def openset_metrics(logits: np.ndarray, features: np.ndarray | None, calibration: dict, bank: np.ndarray,
+                    entry: dict, class_names: list[str]) -> dict:
+    """What the open-set score does on one split: the share of novel images, the share of answers it turns
+    into `unknown`, and how many glassware answers (a class it may veto) are still given."""
+    t, mix = calibration["temperature"], calibration["uniform_mix"]
+    probs = scaled_probs(logits, t, mix)
+    thresholds = calibration.get("class_thresholds", calibration["threshold"])
+    vetoes = np.array([name in entry["applies_to"] for name in class_names])
+    if features is None:
+        return {"n": len(logits), "error": "no features output"}
+    novel = novelty(features, unit_rows(bank), entry["k"]) > entry["threshold"]
+    before = accepted_answers(probs, thresholds, None, vetoes)
+    after = accepted_answers(probs, thresholds, novel, vetoes)
+    return {"n": int(len(logits)), "novel": float(novel.mean()) if len(novel) else float("nan"),
+            "vetoed": float((before & ~after).mean()) if len(novel) else float("nan"),
+            "glassware_answers": int((after & vetoes[probs.argmax(-1)]).sum())}
 
 
 def split_metrics(logits: np.ndarray, y: np.ndarray, reference_logits: np.ndarray, scaling: dict,

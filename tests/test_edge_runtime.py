@@ -34,6 +34,10 @@ class InputSpy:
         self.inputs.append(batch.copy())
         return self.backend.run(batch)
 
+    def run_with_features(self, batch: np.ndarray):
+        self.inputs.append(batch.copy())
+        return self.backend.run_with_features(batch)
+
 
 def spy_on(classifier: Classifier, monkeypatch) -> InputSpy:
     spy = InputSpy(classifier._backend)

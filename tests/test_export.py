@@ -24,7 +24,11 @@ def test_bundle_round_trip(tiny_bundle, tiny_run, tiny_data):
     assert m["preprocessing"] == json.loads((tiny_run / "run.json").read_text())["preprocessing"]
     assert set(bundle.formats) == TINY_FORMATS
     # every model file and the Keras copy are hashed; nothing listed is missing
-    assert set(m["files"]) == {f["file"] for f in bundle.formats.values()} | {"vgg.keras"}
+    assert set(m["files"]) == {f["file"] for f in bundle.formats.values()} | {"vgg.keras", "openset.npz"}
+    o = m["openset"]  # the bank: 10 training images per class here (fewer than the per-class sample size)
+    assert o["file"] == "openset.npz" and o["feature_dims"] == 64 and o["k"] == 5
+    assert o["applies_to"] == [c for c in tiny_data.class_names if c not in ("background", "other")]
+    assert {"val", "test", "stress"} == set(o["splits"]) and 0 <= o["threshold"] <= 2
     assert {"vgg_fp32.tflite", "vgg_int8.tflite", "vgg_fp32.onnx", "vgg_int8.onnx"} <= set(m["files"])
     c = m["calibration"]
     assert c["temperature"] > 0 and 0.5 <= c["threshold"] <= 1 and c["target_precision"] == 0.99

@@ -137,8 +137,15 @@ def _load_lite0_weights(base: keras.Model, weights: str | None) -> dict:
 
 
 def logits_model(model: keras.Model) -> keras.Model:
-    """The same network ending at the `logits` layer (what export, calibration and quantization use)."""
+    """The same network ending at the `logits` layer (what calibration and quantization use)."""
     return keras.Model(model.inputs, model.get_layer("logits").output, name=f"{model.name}_logits")
+
+
+def export_model(model: keras.Model) -> keras.Model:
+    """The network `glassware export` converts: outputs "logits" and "features", the vector the logits layer
+    reads (pooled backbone features; the VGG's dense layer), for the open-set score."""
+    logits = model.get_layer("logits")
+    return keras.Model(model.inputs, {"logits": logits.output, "features": logits.input}, name=f"{model.name}_export")
 
 
 def set_fine_tune(base: keras.Model, layers_to_train: int) -> None:

@@ -23,8 +23,10 @@ SPLITS = ("train", "val")
 # The paper's 8 for its VGG; MobileNet's BatchNorm wants larger batches (and they run faster per image).
 DEFAULT_BATCH_SIZE = {"vgg": 8, "mobilenet": 32, "lite0": 32}
 # Phase 2 of the transfer models. Lite0: its last two stages (blocks 11-15 and the head convolution, 46
-# layers, 2.7 M weights) for 3 epochs, about a minute on 2 cores; the head already sits on good features.
-DEFAULT_FINE_TUNE = {"mobilenet": {"epochs": 10, "layers": 30}, "lite0": {"epochs": 3, "layers": 46}}
+# layers, 2.7 M weights) for 3 epochs at 3e-4, about a minute on 2 cores. On the demo's data, stress accuracy
+# 95.5 % at 1e-4, 97.8 % at 3e-4 (lab 99.9 / 100 %): the stress domain is what fine-tuning is for.
+DEFAULT_FINE_TUNE = {"mobilenet": {"epochs": 10, "layers": 30, "learning_rate": 1e-4},
+                     "lite0": {"epochs": 3, "layers": 46, "learning_rate": 3e-4}}
 
 
 @dataclass
@@ -51,7 +53,7 @@ class TrainConfig:
     feature_copies: int = 2  # phase 1: augmented copies of each training image, featurised once
     fine_tune_epochs: int | None = None  # phase 2: top layers unfrozen (None: DEFAULT_FINE_TUNE[model])
     fine_tune_layers: int | None = None
-    fine_tune_learning_rate: float = 1e-4
+    fine_tune_learning_rate: float | None = None
     # MobileNet only
     variant: str = "v2"
     alpha: float = 0.35  # 4x cheaper than 1.0 on the robot, and trains as well from scratch on small data
@@ -64,6 +66,8 @@ class TrainConfig:
             self.fine_tune_epochs = fine_tune["epochs"]
         if self.fine_tune_layers is None:
             self.fine_tune_layers = fine_tune["layers"]
+        if self.fine_tune_learning_rate is None:
+            self.fine_tune_learning_rate = fine_tune.get("learning_rate", 1e-4)
         checks = {
             f"--model must be one of {', '.join(MODELS)}": self.model in MODELS,
             "--epochs must be >= 1": self.epochs >= 1,
