@@ -44,7 +44,13 @@ class Prediction:
     preprocess_ms: float
     inference_ms: float
     novelty: float = float("nan")  # open-set score (higher: less like the training images); NaN without one
-    novel: bool = False  # novelty above the bundle's open-set threshold
+    refused: bool = False  # the open-set score refused the top class: novel, and a class it may veto
+
+    @property
+    def evidence(self) -> np.ndarray:
+        """What a temporal smoother should fold in: the scores, or no evidence (uniform) for a refused frame,
+        so that a run of images unlike the training set fades the smoothed answer to `unknown`."""
+        return np.full_like(self.scores, 1.0 / len(self.scores)) if self.refused else self.scores
 
 
 class Classifier:
@@ -131,11 +137,11 @@ class Classifier:
         top = int(scores.argmax())
         confidence = float(scores[top])
         accepted = confidence >= self._threshold
-        novelty, novel = float("nan"), False
+        novelty, refused = float("nan"), False
         if features is not None:
             novelty = self.openset.score(features[0])
-            novel = novelty > self.openset.threshold
-            accepted = accepted and not (novel and self.openset.vetoes[top])
+            refused = bool(novelty > self.openset.threshold and self.openset.vetoes[top])
+            accepted = accepted and not refused
         return Prediction(
             self.class_names[top] if accepted else UNKNOWN,
             top,
@@ -145,7 +151,7 @@ class Classifier:
             (ready - start) * 1e3,
             (done - ready) * 1e3,
             novelty,
-            novel,
+            refused,
         )
 
 

@@ -108,6 +108,7 @@ class ReplayLog:
     smoothed_confidence: list[float] = field(default_factory=list)
     preprocess_ms: list[float] = field(default_factory=list)
     inference_ms: list[float] = field(default_factory=list)
+    novelty: list[float] = field(default_factory=list)  # open-set score, NaN without one
     bad: list[dict] = field(default_factory=list)
     read: int = 0
     sampled: int = 0
@@ -126,6 +127,7 @@ class ReplayLog:
         self.smoothed_confidence.append(confidence)
         self.preprocess_ms.append(p.preprocess_ms)
         self.inference_ms.append(p.inference_ms)
+        self.novelty.append(p.novelty)
 
 
 def replay(
@@ -179,7 +181,7 @@ def replay(
                 return  # a bad frame, already counted
             frame, x, preprocess_ms = prepared
         p = classifier.classify_input(x, preprocess_ms)
-        label, confidence = smoother.update(p.scores)
+        label, confidence = smoother.update(p.evidence)
         result.add(frame, frame.stamp_s - first_stamp[0], p, label, confidence, classifier.class_names)
 
     start = time.perf_counter()
@@ -418,14 +420,14 @@ def write_frames_csv(result: ReplayLog, truth: Truth | None, rows: list[int | No
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["frame", "time_s", "truth", "domain", "raw_label", "raw_confidence",
-                         "smoothed_label", "smoothed_confidence", "preprocess_ms", "inference_ms"])
+                         "smoothed_label", "smoothed_confidence", "novelty", "preprocess_ms", "inference_ms"])
         for k in range(len(result.raw)):
             row = rows[k] if truth is not None else None
             writer.writerow([
                 result.index[k], f"{result.time_s[k]:.4f}",
                 "" if row is None else truth.label[row], "" if row is None else truth.domain[row],
                 result.raw[k], f"{result.raw_confidence[k]:.4f}",
-                result.smoothed[k], f"{result.smoothed_confidence[k]:.4f}",
+                result.smoothed[k], f"{result.smoothed_confidence[k]:.4f}", f"{result.novelty[k]:.4f}",
                 f"{result.preprocess_ms[k]:.3f}", f"{result.inference_ms[k]:.3f}",
             ])
 

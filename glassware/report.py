@@ -21,7 +21,7 @@ def _load(path: Path) -> dict | None:
 
 
 def _pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.1f} %"
+    return "–" if x is None or x != x else f"{100 * x:.1f} %"
 
 
 def _img(out: Path, path: Path, alt: str) -> str:
@@ -32,6 +32,75 @@ def _table(head: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+MODELS = ("lite0", "vgg", "mobilenet")  # in this order where the demo trained them
+
+
+def _models(out: Path) -> list[str]:
+    return [m for m in MODELS if (out / "runs" / m).is_dir()]
+
+
+def machine() -> str:
+    """CPU model and its widest vector extension: figures on these machines differ by both."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    vector = next((name for flag, name in (("avx512_vnni", "AVX-512 + VNNI"), ("avx512f", "AVX-512"), ("avx2", "AVX2"),
+                                           ("asimd", "NEON")) if flag in flags), "")
+    return f"{model}{f' ({vector})' if vector else ''}, {os.cpu_count()} cores"
+
+
+def _summary_section(out: Path) -> list[str]:
+    """Both models side by side: accuracy, open-set, coverage at the precision target, int8, speed."""
+    bench = _load(out / "bench" / "bench.json") or {}
+    rows = []
+    for model in _models(out):
+        r, m = _load(out / "runs" / model / "run.json"), _load(out / "bundles" / model / "manifest.json")
+        if not (r and m):
+            continue
+        ref, cal = m["reference"]["metrics"], m["calibration"]
+        fmt = m["formats"].get("tflite_int8") or next(iter(m["formats"].values()), {})
+        openset = m.get("openset", {}).get("splits", {})
+        coverage = " / ".join(_pct(_answered(cal, openset, s)) for s in ("test", "stress"))
+        precision = " / ".join(_pct(cal["splits"].get(s, {}).get("precision")) for s in ("test", "stress"))
+        int8 = " / ".join(f"{100 * (fmt['metrics'][s]['accuracy'] - ref[s]['accuracy']):+.1f}"
+                          for s in ("test", "stress") if s in fmt.get("metrics", {}))
+        ece = " / ".join(_pct(cal["splits"].get(s, {}).get("ece_after")) for s in ("test", "stress"))
+        not_glass = openset.get("not_glassware", {})
+        rows.append([model, f"{r['train_seconds'] / 60:.1f}", _pct(ref.get("test", {}).get("accuracy")),
+                     _pct(ref.get("stress", {}).get("accuracy")), f"{cal['threshold']:.3f}", coverage, precision,
+                     f"{not_glass.get('glassware_answers', '–')} of {not_glass.get('n', '–')}", ece, int8,
+                     _fastest(bench, m.get("bundle_id"))])
+    if not rows:
+        return []
+    return ["## Summary: the models side by side", "",
+            _table(["model", "train min", "lab test acc", "stress acc", "threshold", "answered lab / stress",
+                    "precision of answers lab / stress", "not-glassware answered as glassware", "ECE lab / stress",
+                    "int8 (TFLite) Δ pts lab / stress", "fastest passing format, 1 thread"], rows), "",
+            "Answered: share of images not `unknown` (confidence threshold and open-set score); precision: share "
+            "of the confidence-accepted answers that are right. Keras model, calibrated; the formats' own figures "
+            "are in section 3.", ""]
+
+
+def _answered(calibration: dict, openset: dict, split: str):
+    s = calibration["splits"].get(split)
+    if not s:
+        return None
+    return s["coverage"] - openset.get(split, {}).get("vetoed", 0.0)
+
+
+def _fastest(bench: dict, bundle_id: str | None) -> str:
+    s = bench.get("speedup", {}).get(bundle_id)
+    return f"{s['fastest_format']} {s['fastest_p50_ms']:.2f} ms ({s['ratio']:.0f}× Keras)" if s else "–"
 
 
 def _data_section(out: Path) -> list[str]:
@@ -47,7 +116,7 @@ def _data_section(out: Path) -> list[str]:
 
 def _training_section(out: Path) -> list[str]:
     rows, evals, pics = [], [], []
-    for model in ("vgg", "mobilenet"):
+    for model in _models(out):
         run = out / "runs" / model
         r = _load(run / "run.json")
         if not r:
@@ -72,7 +141,7 @@ def _training_section(out: Path) -> list[str]:
 
 def _export_section(out: Path) -> list[str]:
     lines = ["## 3. Export, calibration and accuracy gate", ""]
-    for model in ("vgg", "mobilenet"):
+    for model in _models(out):
         bundle = out / "bundles" / model
         rep = bundle / "export_report.md"
         if rep.exists():
@@ -108,14 +177,16 @@ def _replay_rows(name: str, r: dict) -> list:
 
 def _replay_section(out: Path) -> list[str]:
     rows, pics = [], []
-    for name, folder in (("edge runtime, max speed", out / "replay"), ("ROS 2 node, real time", out / "replay_ros")):
+    best = (out / "best_bundle.txt").read_text().strip() if (out / "best_bundle.txt").exists() else "?"
+    paths = [(f"{m}: edge runtime, max speed", out / "replay" / m) for m in _models(out)]
+    for name, folder in paths + [(f"{best}: ROS 2 node, real time", out / "replay_ros")]:
         r = _load(folder / "replay.json")
         if r:
             rows.append(_replay_rows(name, r))
             pics.append(_img(out, folder / "timeline.png", f"{name} timeline"))
     if not rows:
         return []
-    return ["## 5. Replay of the synthetic gripper-camera video (vgg bundle)", "",
+    return [f"## 5. Replay of the synthetic gripper-camera video (ROS 2 node: the best bundle, {best})", "",
             _table(["path", "format", "frames in", "classified", "dropped", "bad", "latency p50 / p99 ms", "fps",
                     "raw acc (lab frames)", "smoothed acc (lab frames)", "label switches raw → smoothed",
                     "stress: unknown / confidently wrong", "no whole object: unknown / background / an object"],
@@ -130,9 +201,10 @@ def write(out: Path, timings: dict[str, float]) -> Path:
     total = sum(timings.values())
     lines = [
         "# glassware-vision demo report", "",
-        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · {platform.machine()} · {os.cpu_count()} CPU cores · "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · {machine()} · {platform.machine()} · "
         f"Python {platform.python_version()} · total {total / 60:.1f} min", "",
-        *_data_section(out), *_training_section(out), *_export_section(out), *_bench_section(out),
+        *_summary_section(out), *_data_section(out), *_training_section(out), *_export_section(out),
+        *_bench_section(out),
         *_replay_section(out),
         "## Step timings", "", _table(["step", "seconds"], [[k, v] for k, v in timings.items()]), "",
     ]

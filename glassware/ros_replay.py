@@ -86,13 +86,14 @@ def score(records: Path, bundle: Bundle, truth: replay.Truth, video: Path) -> di
         k = index_of[r["stamp_ns"]]
         log_.index.append(k)
         log_.time_s.append(float(truth.time_s[k]) if k < len(truth.time_s) else k / 30.0)
-        log_.raw.append(r["raw_label"] if r["raw_confidence"] >= threshold else UNKNOWN)
+        log_.raw.append(r["raw_label"] if r["raw_confidence"] >= threshold and not r["refused"] else UNKNOWN)
         log_.raw_top.append(r["raw_label"])
         log_.raw_confidence.append(r["raw_confidence"])
         log_.smoothed.append(r["label"])
         log_.smoothed_confidence.append(r["confidence"])
         log_.preprocess_ms.append(r["preprocess_ms"])
         log_.inference_ms.append(r["inference_ms"])
+        log_.novelty.append(r["novelty"])
     rows = replay.match_truth(log_, truth, by_index=True)
     e2e = np.array([(r["received_ns"] - r["stamp_ns"]) / 1e6 for r in results])
     wall = (max(r["received_ns"] for r in results) - min(r["stamp_ns"] for r in results)) / 1e9

@@ -132,7 +132,7 @@ class ClassifierNode(Node):
         if self._smoother is None:
             label, confidence, accepted = prediction.label, prediction.confidence, prediction.accepted
         else:
-            label, confidence = self._smoother.update(prediction.scores)
+            label, confidence = self._smoother.update(prediction.evidence)
             accepted = label != Classification.UNKNOWN
         self._publisher.publish(classification_msg(
             msg.header, prediction, label, confidence, accepted, self._smoother is not None, self._class_names,

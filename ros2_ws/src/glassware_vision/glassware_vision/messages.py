@@ -59,6 +59,8 @@ def classification_msg(header: Header, prediction, label: str, confidence: float
         smoothed=smoothed,
         raw_label=class_names[raw_index],
         raw_confidence=float(prediction.scores[raw_index]),
+        novelty=float(prediction.novelty),
+        refused=bool(prediction.refused),
         class_names=class_names,
         scores=array.array("f", np.asarray(prediction.scores, np.float32).tobytes()),
         preprocess_ms=float(prediction.preprocess_ms),
