@@ -23,15 +23,19 @@ DEFAULT_QUANTILE = 0.995
 CATCH_ALL = ("background", "other")  # answers that are right for much that is not glassware: never vetoed
 
 
-def fit_openset(train_features: np.ndarray, train_labels: np.ndarray, fit_features: np.ndarray,
-                class_names: list[str], k: int = DEFAULT_K, per_class: int = DEFAULT_PER_CLASS,
-                quantile: float = DEFAULT_QUANTILE, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """(bank float16 (N, D), manifest entry without "file") from training features and the fitting set's."""
+def bank_rows(labels: np.ndarray, num_classes: int, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a stratified random sample of `per_class` rows per class (all of a smaller class)."""
     rng = np.random.default_rng(seed)
-    train_labels = np.asarray(train_labels, int)
-    rows = np.concatenate([rng.permutation(np.flatnonzero(train_labels == c))[:per_class]
-                           for c in range(len(class_names))])
-    bank = unit_rows(train_features[np.sort(rows)])
+    labels = np.asarray(labels, int)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class]
+                                   for c in range(num_classes)]))
+
+
+def fit_openset(bank_features: np.ndarray, fit_features: np.ndarray, class_names: list[str], k: int = DEFAULT_K,
+                quantile: float = DEFAULT_QUANTILE) -> tuple[np.ndarray, dict]:
+    """(bank float16 (N, D), manifest entry without "file"): the bank's rows (see `bank_rows`) and a threshold
+    passing `quantile` of the fitting images."""
+    bank = unit_rows(bank_features)
     k = min(k, len(bank))
     scores = novelty(fit_features, bank, k)
     threshold = float(np.quantile(scores, quantile)) if len(scores) else 1.0

@@ -17,6 +17,21 @@ wrong (the demo's Lite0 on stress). A calibrated 0.99 is right 99 % of the time 
 accepting only answers at least that sure keeps the precision target in any mix of easy and hard images; on
 the same model, lab coverage 99.3 % and stress 87 % at 100 % precision. A model whose calibrated confidence
 cannot reach the target (its uniform mix caps it below) keeps the floor 0.5 and the fitted threshold.
+
+Why per-class thresholds (`class_thresholds`): one threshold for every class is set by the class with the
+most confident errors. An `other` vessel taken for J at 0.98 holds every class at 0.98 or above, though most
+classes are never wrong there; with a uniform mix capping confidence just above that, the robot answers only
+the surest part of every class. So each predicted class gets its own threshold, the accepted answers of that
+class meeting the target. A class's own record is small (a tenth of the fitting set), and an empirical cut on
+it lands wherever its last error happens to fall, so it moves the threshold away from the global one only
+when it is decisive: down to the lowest cut where the Wilson lower bound of the class's precision meets the
+target, on at least `min_support` answers; up when the upper bound at the global threshold misses the target,
+then to the lowest cut whose answers meet it. A class with few answers or only a few errors keeps the global
+threshold. The bounds are z = 1.5 standard errors rather than 1 because export's fitting set holds an
+augmented copy of each image, closer to a second look than to a new image: with no error, lowering takes 223
+answers at 99 %. The lowered classes each meet the target but could together leave less of the global set's
+surplus for a class kept at the global threshold; if the union misses the target, lowered classes go back
+to the global threshold, least precise first, until it meets it.
 """
 
 from __future__ import annotations
@@ -25,6 +40,7 @@ import numpy as np
 
 DEFAULT_TARGET_PRECISION = 0.99
 DEFAULT_FLOOR = 0.5
+DEFAULT_Z = 1.5  # Wilson bounds of a class's precision, in standard errors (module docstring)
 
 
 def confidence_floor(max_confidence: float, target_precision: float) -> float:
@@ -32,10 +48,24 @@ def confidence_floor(max_confidence: float, target_precision: float) -> float:
     return target_precision if max_confidence > target_precision else DEFAULT_FLOOR
 
 
-def selective_metrics(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
-    """Coverage (share accepted) and precision (accuracy of the accepted) at a threshold."""
+def accepted_mask(probs: np.ndarray, threshold) -> np.ndarray:
+    """Which answers are given: top probability >= the threshold, one float for every class or one per class
+    (then the threshold of each row's top class)."""
+    probs = np.asarray(probs)
+    conf = probs.max(-1)
+    threshold = np.asarray(threshold, np.float64)
+    if threshold.ndim == 0:
+        return conf >= threshold
+    if threshold.shape != probs.shape[-1:]:
+        raise ValueError(f"need one threshold or one per class ({probs.shape[-1]}), got shape {threshold.shape}")
+    return conf >= threshold[probs.argmax(-1)]
+
+
+def selective_metrics(probs: np.ndarray, y: np.ndarray, threshold) -> dict:
+    """Coverage (share accepted) and precision (accuracy of the accepted) at a threshold: one float, or one per
+    class (an answer is accepted when its confidence reaches the threshold of its top class)."""
     probs, y = np.asarray(probs), np.asarray(y, int)
-    accepted = probs.max(-1) >= threshold
+    accepted = accepted_mask(probs, threshold)
     correct = probs.argmax(-1) == y
     n_acc = int(accepted.sum())
     return {
@@ -65,6 +95,10 @@ def abstention_threshold(probs: np.ndarray, y: np.ndarray, target_precision: flo
     precision = np.cumsum(correct) / np.arange(1, len(conf) + 1)
     cut = np.r_[conf[1:] < conf[:-1], True] if len(conf) else np.zeros(0, bool)
     meets = cut & (precision >= target_precision)
+    in_floor = np.flatnonzero(conf >= floor)  # the floor's set: what a threshold at the floor accepts
+    if meets.any() and conf[np.flatnonzero(meets)[-1]] < floor and len(in_floor) \
+            and precision[in_floor[-1]] < target_precision:
+        meets &= conf >= floor  # cutting the fitted set at the floor would miss the target: stay above it
     if meets.any():
         empirical, target_met = float(conf[np.flatnonzero(meets)[-1]]), True
     elif len(conf):
@@ -83,3 +117,116 @@ def abstention_threshold(probs: np.ndarray, y: np.ndarray, target_precision: flo
         "val_errors": int((~correct).sum()),
         "val": selective_metrics(probs, y, threshold),
     }
+
+
+def default_min_support(target_precision: float) -> int:
+    """1 / (1 - target), at most 1000: the number of answers in which one error uses up the whole error budget
+    (100 at 99 %). Fewer cannot tell a class that meets the target from one that misses it by half."""
+    return int(round(1.0 / max(1.0 - target_precision, 1e-3)))
+
+
+def wilson_bounds(right: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) Wilson score bounds of a proportion right / n at z standard errors; (0, 1) where n = 0."""
+    right, n = np.asarray(right, np.float64), np.asarray(n, np.float64)
+    safe = np.maximum(n, 1.0)
+    p = right / safe
+    centre = p + z * z / (2 * safe)
+    half = z * np.sqrt(p * (1 - p) / safe + z * z / (4 * safe * safe))
+    scale = 1 + z * z / safe
+    lower, upper = (centre - half) / scale, (centre + half) / scale
+    return np.where(n > 0, lower, 0.0), np.where(n > 0, upper, 1.0)
+
+
+def class_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: float = DEFAULT_TARGET_PRECISION,
+                     floor: float = DEFAULT_FLOOR, min_support: int | None = None, z: float = DEFAULT_Z) -> dict:
+    """One threshold per predicted class: the global threshold, moved only where that class's own fitting
+    answers are decisive (module docstring).
+
+    Returns {"thresholds": [float per class], "global": abstention_threshold(...), "method", "target_precision",
+    "floor", "min_support", "z", "target_met" (the union of accepted answers meets the target), "fit"
+    (selective_metrics of the union), "classes": [{"threshold", "n" (fitting images predicted as the class),
+    "errors" (of those), "accepted", "accepted_errors" (at its threshold), "limited_by"}]}. limited_by:
+    "class" (its answers set it, below or above the global one), "floor", "global" (its answers do not justify
+    another), "unreachable" (decisively below the target at the global threshold, and no higher one meets it:
+    the global one is kept), "overall" (put back to the global threshold so that the union meets the target).
+    """
+    global_fit = abstention_threshold(probs, y, target_precision, floor)
+    probs, y = np.asarray(probs, np.float64), np.asarray(y, int)
+    support = default_min_support(target_precision) if min_support is None else int(min_support)
+    g = global_fit["threshold"]
+    conf, pred = probs.max(-1), probs.argmax(-1)
+    correct = pred == y
+
+    thresholds, classes = [], []
+    for k in range(probs.shape[-1]):
+        mine = pred == k
+        tally = _Tally(conf[mine], correct[mine])
+        cuts = np.unique(conf[mine])  # a cut at each distinct confidence: it and everything above accepted
+        n, right = tally.at(cuts)
+        lower_bound, _ = wilson_bounds(right, n, z)
+        lower = (cuts < g) & (n >= support) & (lower_bound >= target_precision)
+        threshold, limited_by = g, "global"
+        if lower.any():
+            threshold, limited_by = float(cuts[np.flatnonzero(lower)[0]]), "class"
+            if threshold < floor:
+                threshold, limited_by = floor, "floor"
+                n_floor, right_floor = tally.at(np.array([floor]))
+                if n_floor[0] < support or wilson_bounds(right_floor, n_floor, z)[0][0] < target_precision:
+                    above = np.flatnonzero(lower & (cuts >= floor))  # the floor's set is not decisive
+                    threshold, limited_by = (float(cuts[above[0]]), "class") if len(above) else (g, "global")
+        else:
+            n_g, right_g = tally.at(np.array([g]))
+            if wilson_bounds(right_g, n_g, z)[1][0] < target_precision:  # decisively below the target at g
+                precision = right / np.maximum(n, 1)
+                raised = (cuts > g) & (precision >= target_precision)
+                if raised.any():
+                    threshold, limited_by = float(cuts[np.flatnonzero(raised)[0]]), "class"
+                else:  # no cut above meets the target either: none is better founded than the global one
+                    limited_by = "unreachable"
+        thresholds.append(threshold)
+        classes.append({"threshold": threshold, "n": int(mine.sum()), "errors": int((mine & ~correct).sum()),
+                        "limited_by": limited_by})
+
+    thresholds = np.array(thresholds)
+    fit = selective_metrics(probs, y, thresholds)
+    if global_fit["target_met"] and fit["accepted"] and fit["precision"] < target_precision:
+        # Each lowered class meets the target, but the union may not: the global threshold's set may have had
+        # surplus precision in those classes that carried a less precise one. Put classes back to the global
+        # threshold, lowered ones first (least precise below it first), until the union meets the target.
+        lowered = [k for k in range(len(thresholds)) if thresholds[k] < g]
+        band = {k: correct[(pred == k) & (conf >= thresholds[k]) & (conf < g)].mean() for k in lowered}
+        others = [k for k in range(len(thresholds)) if thresholds[k] > g]
+        for k in sorted(lowered, key=band.get) + others:
+            thresholds[k], classes[k]["threshold"], classes[k]["limited_by"] = g, g, "overall"
+            fit = selective_metrics(probs, y, thresholds)
+            if fit["precision"] >= target_precision:
+                break
+    for k, entry in enumerate(classes):
+        n, right = _Tally(conf[pred == k], correct[pred == k]).at(thresholds[k:k + 1])
+        entry.update(accepted=int(n[0]), accepted_errors=int(n[0] - right[0]))
+    return {
+        "thresholds": [float(t) for t in thresholds],
+        "global": global_fit,
+        "method": f"per predicted class: below the global threshold where >= {support} answers' Wilson lower "
+                  f"bound (z={z:g}) meets the target, above it where the upper bound at the global one misses it",
+        "target_precision": target_precision,
+        "floor": floor,
+        "min_support": support,
+        "z": z,
+        "target_met": bool(fit["precision"] >= target_precision) if fit["accepted"] else global_fit["target_met"],
+        "fit": fit,
+        "classes": classes,
+    }
+
+
+class _Tally:
+    """Answers and right answers at or above any confidence threshold, for one set of (confidence, correct)."""
+
+    def __init__(self, conf: np.ndarray, correct: np.ndarray):
+        order = np.argsort(conf, kind="stable")
+        self.conf = conf[order]
+        self.right_from = np.r_[np.cumsum(correct[order][::-1])[::-1], 0]  # right answers at index i and above
+
+    def at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        start = np.searchsorted(self.conf, t, side="left")
+        return len(self.conf) - start, self.right_from[start]

@@ -13,7 +13,10 @@ manifest.json:
     preprocessing     glassware.preprocessing.Preprocessing.to_dict()
     output            "logits"        every format outputs logits; calibrated probabilities are
                                       (1 - uniform_mix) * softmax(logits / temperature) + uniform_mix / K
-    calibration       {"temperature": float, "uniform_mix": float, "threshold": float, "target_precision": float, ...}
+    calibration       {"temperature": float, "uniform_mix": float, "threshold": float, "target_precision": float,
+                       "class_thresholds": [float, ...] (one per class, optional), ...}
+                                      a top probability below the threshold of its class is answered `unknown`;
+                                      without class_thresholds, `threshold` is every class's
     formats           {name: {"file", "runtime": "tflite"|"onnx", "precision": "fp32"|"fp16"|"dynamic"|"int8",
                               "input_dtype": "float32"|"uint8"|"int8", "metrics": {...}, "gate": "pass"|"fail"}}
     files             {relative path: sha256 hex}  every model file; the manifest itself is not listed
@@ -105,7 +108,14 @@ class Bundle:
 
     @property
     def threshold(self) -> float:
+        """The single (global) abstention threshold: every class's in bundles without class_thresholds."""
         return float(self.manifest.get("calibration", {}).get("threshold", 0.0))
+
+    @property
+    def class_thresholds(self) -> list[float]:
+        """One abstention threshold per class, in class_names order ([threshold] * K for older bundles)."""
+        values = self.manifest.get("calibration", {}).get("class_thresholds")
+        return [self.threshold] * len(self.class_names) if values is None else [float(v) for v in values]
 
     @property
     def formats(self) -> dict[str, dict]:
@@ -136,6 +146,12 @@ class Bundle:
             Preprocessing.from_dict(manifest["preprocessing"])
         except (TypeError, ValueError) as e:
             raise BundleError(f"{mpath}: bad preprocessing ({e})") from e
+        thresholds = manifest.get("calibration", {}).get("class_thresholds")
+        if thresholds is not None and not (
+            isinstance(thresholds, list) and len(thresholds) == len(manifest["class_names"])
+            and all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)
+        ):
+            raise BundleError(f"{mpath}: calibration.class_thresholds must be one number in [0, 1] per class")
         files = manifest["files"]
         for name, fmt in manifest["formats"].items():
             if fmt.get("file") not in files:

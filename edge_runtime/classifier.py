@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class Prediction:
     label: str  # class name, or "unknown" when not accepted
     class_index: int  # top class, also when the answer is unknown
     confidence: float  # calibrated probability of the top class
-    accepted: bool  # confidence >= threshold, and not refused by the open-set score
+    accepted: bool  # confidence >= the threshold of the top class, and not refused by the open-set score
     scores: np.ndarray  # calibrated probabilities, one per class
     preprocess_ms: float
     inference_ms: float
@@ -62,7 +63,7 @@ class Classifier:
         format: str = "auto",
         threads: int = 1,
         providers: list[str] | None = None,
-        threshold: float | None = None,
+        threshold: float | Sequence[float] | None = None,
     ):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         self.format_name, self._backend = _open_format(self.bundle, format, threads, providers)
@@ -74,7 +75,11 @@ class Classifier:
         self._inv_temperature = np.float32(1.0 / self.bundle.temperature)
         mix = self.bundle.uniform_mix
         self._keep, self._floor = np.float32(1.0 - mix), np.float32(mix / len(self.class_names))
-        self.threshold = self.bundle.threshold if threshold is None else threshold
+        self._threshold = self.bundle.threshold
+        if threshold is None or isinstance(threshold, Sequence | np.ndarray):
+            self.thresholds = self.bundle.class_thresholds if threshold is None else threshold
+        else:
+            self.threshold = threshold
         self.openset = self._open_set()
 
     def _open_set(self) -> OpenSet | None:
@@ -89,13 +94,29 @@ class Classifier:
 
     @property
     def threshold(self) -> float:
+        """One threshold as a single figure: the value set for every class, else the bundle's global one (the
+        threshold in force for a class is `thresholds[class_index]`)."""
         return self._threshold
 
     @threshold.setter
     def threshold(self, value: float) -> None:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {value}")
+        """Set every class's threshold to `value` (overriding the bundle's per-class thresholds)."""
+        self.thresholds = np.full(len(self.class_names), value)
         self._threshold = float(value)
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """The abstention threshold of each class (float32, read-only): a top probability below the threshold
+        of its class is answered `unknown`. Defaults to the bundle's `class_thresholds`."""
+        return self._thresholds
+
+    @thresholds.setter
+    def thresholds(self, values: Sequence[float] | np.ndarray) -> None:
+        values = np.array(values, np.float32).reshape(-1)
+        if values.shape != (len(self.class_names),) or not ((values >= 0.0) & (values <= 1.0)).all():
+            raise ValueError(f"need one threshold in [0, 1] per class ({len(self.class_names)}), got {values}")
+        values.flags.writeable = False
+        self._thresholds = values
 
     def prepare(self, data: np.ndarray | bytes, encoding: str) -> np.ndarray:
         """Model input for `classify_input` from a raw frame (an array) with its encoding, or from encoded
@@ -136,7 +157,7 @@ class Classifier:
         scores += self._floor  # the calibration's uniform mix (glassware.calibration.temperature)
         top = int(scores.argmax())
         confidence = float(scores[top])
-        accepted = confidence >= self._threshold
+        accepted = bool(confidence >= self._thresholds[top])
         novelty, refused = float("nan"), False
         if features is not None:
             novelty = self.openset.score(features[0])

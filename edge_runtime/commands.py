@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--format", default="auto", help="bundle format, e.g. tflite_int8; auto = the fastest passing format with int8 weights, timed here (CPU)")
     p.add_argument("--threads", type=int, default=1, help="inference threads")
     p.add_argument("--providers", default="", help="ONNX Runtime providers, e.g. tensorrt,cuda,cpu (default CPU)")
-    p.add_argument("--threshold", type=float, help="unknown below this confidence (default: the bundle's)")
+    p.add_argument("--threshold", type=float,
+                   help="unknown below this confidence, for every class (default: the bundle's, one per class)")
     p.add_argument("--max-rate-hz", type=float, default=0.0,
                    help="classify at most this often (on frame time); 0 = no limit")
     p.add_argument("--every-n", type=int, default=1, help="classify only every N-th frame")
@@ -63,7 +64,7 @@ def _replay(args: argparse.Namespace) -> int:
         sampler = FrameSampler(max_rate_hz=args.max_rate_hz, every_n=args.every_n)
         smoother = LabelSmoother(classifier.class_names, alpha=args.smooth_alpha, switch_margin=args.switch_margin,
                                  threshold=classifier.threshold, min_updates=args.min_updates,
-                                 release_margin=args.release_margin)
+                                 release_margin=args.release_margin, thresholds=classifier.thresholds)
     except ValueError as e:  # an out-of-range option
         print(f"glassware replay: error: {e}", file=sys.stderr)
         return 2

@@ -140,7 +140,8 @@ def replay(
 ) -> ReplayLog:
     """Run the source through sampler, classifier and smoother; speed None = as fast as possible."""
     sampler = sampler or FrameSampler()
-    smoother = smoother or LabelSmoother(classifier.class_names, threshold=classifier.threshold)
+    smoother = smoother or LabelSmoother(classifier.class_names, threshold=classifier.threshold,
+                                         thresholds=classifier.thresholds)
     result = ReplayLog()
     first_stamp: list[float] = []
     bar = tqdm(total=source.expected, unit="frame", desc=f"replay {source.path.name}", disable=not progress)
@@ -284,10 +285,11 @@ def report(
         "threads": classifier.threads,
         "speed": "max" if speed is None else speed,
         "threshold": classifier.threshold,
+        "class_thresholds": _rounded(classifier.thresholds),
         "sampler": {"max_rate_hz": sampler.max_rate_hz, "every_n": sampler.every_n},
         "smoother": {"alpha": smoother.alpha, "switch_margin": smoother.switch_margin,
                      "min_updates": smoother.min_updates, "threshold": smoother.threshold,
-                     "release_margin": smoother.release_margin},
+                     "class_thresholds": _rounded(smoother.thresholds), "release_margin": smoother.release_margin},
         "frames": {"in": result.read + unreadable, "unreadable": unreadable, "sampled": result.sampled,
                    "classified": classified, "dropped": result.dropped, "bad": unreadable + len(result.bad)},
         "bad_frames": result.bad[:50],
@@ -364,6 +366,11 @@ def _switches(labels: np.ndarray) -> int:
     return int((labels[1:] != labels[:-1]).sum())
 
 
+def _rounded(thresholds) -> list[float]:
+    """Per-class thresholds for JSON (float32 in the runtime: 6 decimals say all they hold)."""
+    return [round(float(t), 6) for t in thresholds]
+
+
 def _percentiles(values) -> dict:
     if len(values) == 0:
         return {"p50": None, "p90": None, "p99": None}
@@ -432,8 +439,9 @@ def write_frames_csv(result: ReplayLog, truth: Truth | None, rows: list[int | No
             ])
 
 
-def plot_timeline(result: ReplayLog, truth: Truth | None, class_names: list[str], threshold: float, path: Path) -> None:
-    """True vs predicted label over time, and confidence; stress stretches shaded."""
+def plot_timeline(result: ReplayLog, truth: Truth | None, class_names: list[str], threshold, path: Path) -> None:
+    """True vs predicted label over time, and confidence; stress stretches shaded. `threshold`: one float, or
+    one per class (then the threshold of each frame's top class is drawn)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -457,7 +465,13 @@ def plot_timeline(result: ReplayLog, truth: Truth | None, class_names: list[str]
     ax_label.set_title("label over time (red shading: stress-domain stretches)")
     ax_conf.plot(t, result.raw_confidence, ".", ms=2, color="tab:blue", alpha=0.5, label="raw")
     ax_conf.plot(t, result.smoothed_confidence, color="tab:orange", lw=1.2, label="smoothed")
-    ax_conf.axhline(threshold, color="k", ls="--", lw=0.8, label=f"threshold {threshold:.2f}")
+    thresholds = np.broadcast_to(np.asarray(threshold, np.float64), (len(class_names),))
+    if thresholds.min() == thresholds.max():
+        ax_conf.axhline(thresholds[0], color="k", ls="--", lw=0.8, label=f"threshold {thresholds[0]:.2f}")
+    else:
+        index = {name: k for k, name in enumerate(class_names)}
+        ax_conf.step(t, thresholds[[index[name] for name in result.raw_top]], where="mid", color="k", ls="--",
+                     lw=0.8, label="threshold of the top class")
     ax_conf.set_ylim(0, 1.02)
     ax_conf.set_ylabel("confidence")
     ax_conf.set_xlabel("time (s)")
@@ -527,11 +541,12 @@ def run(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sampler = sampler or FrameSampler()
-    smoother = smoother or LabelSmoother(classifier.class_names, threshold=classifier.threshold)
+    smoother = smoother or LabelSmoother(classifier.class_names, threshold=classifier.threshold,
+                                         thresholds=classifier.thresholds)
     result = replay(source, classifier, speed, sampler, smoother, progress)
     rows = None if truth is None else match_truth(result, truth, by_index=source.kind != "rosbag2")
     out = report(result, source, classifier, speed, sampler, smoother, truth, rows, overhead)
     write_frames_csv(result, truth, rows, out_dir / "frames.csv")
-    plot_timeline(result, truth, classifier.class_names, classifier.threshold, out_dir / "timeline.png")
+    plot_timeline(result, truth, classifier.class_names, classifier.thresholds, out_dir / "timeline.png")
     (out_dir / "replay.json").write_text(json.dumps(out, indent=2) + "\n")
     return out

@@ -101,8 +101,10 @@ class LabelSmoother:
 
     The held label switches to a new class only when its smoothed probability beats the held one by
     `switch_margin` on `min_updates` consecutive updates. The held class is answered once its smoothed
-    probability reaches `threshold`, and stays answered until it falls below `threshold - release_margin`
-    (a Schmitt trigger: a confidence hovering at the threshold does not flicker between label and unknown).
+    probability, or the newest frame's if higher, reaches `threshold`, and stays answered until it falls
+    below `threshold - release_margin` (a Schmitt trigger: a confidence hovering at the threshold does not
+    flicker between label and unknown). With `thresholds` (one per class, e.g. a bundle's class_thresholds)
+    the held class's own threshold applies; `threshold` is then the single figure to report.
     """
 
     ALPHA = 0.3  # the default weight of the newest frame: replay and the ROS node both start from it
@@ -115,6 +117,7 @@ class LabelSmoother:
         threshold: float = 0.5,
         min_updates: int = 2,
         release_margin: float = 0.05,
+        thresholds: Sequence[float] | np.ndarray | None = None,
     ):
         if not 0 < alpha <= 1 or switch_margin < 0 or min_updates < 1 or release_margin < 0:
             raise ValueError(f"need 0 < alpha <= 1, switch_margin >= 0, min_updates >= 1, release_margin >= 0; "
@@ -122,7 +125,9 @@ class LabelSmoother:
         self.class_names = list(class_names)
         self.alpha = float(alpha)
         self.switch_margin = float(switch_margin)
-        self.threshold = float(threshold)
+        self.threshold = threshold
+        if thresholds is not None:
+            self.thresholds = thresholds
         self.min_updates = int(min_updates)
         self.release_margin = float(release_margin)
         self.reset()
@@ -134,6 +139,33 @@ class LabelSmoother:
         self._candidate: int | None = None
         self._streak = 0
         self._answered: int | None = None  # the class last answered (not unknown)
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        """Set every class's threshold to `value`."""
+        self._threshold = float(value)
+        self._thresholds = np.full(len(self.class_names), self._threshold)
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """The threshold of each class (a copy)."""
+        return self._thresholds.copy()
+
+    @thresholds.setter
+    def thresholds(self, values: Sequence[float] | np.ndarray) -> None:
+        values = np.array(values, np.float64).reshape(-1)
+        if values.shape != (len(self.class_names),):
+            raise ValueError(f"expected {len(self.class_names)} thresholds, got shape {values.shape}")
+        self._thresholds = values
+
+    @property
+    def held(self) -> int | None:
+        """Index of the class held (the label when answered), None before the first update."""
+        return self._held
 
     @property
     def probs(self) -> np.ndarray | None:
@@ -159,8 +191,12 @@ class LabelSmoother:
                 self._held, self._candidate, self._streak = top, None, 0
         else:
             self._candidate, self._streak = None, 0
-        confidence = float(self._ema[self._held])
-        bar = self.threshold - self.release_margin if self._held == self._answered else self.threshold
+        # The frame's own probability counts when higher: the average's lag must not withhold an answer the
+        # frame alone would give for the class already held (a threshold of 0.99 took the moving average ~13
+        # frames to reach after each new object, 3.5 % of a video's frames).
+        confidence = float(max(self._ema[self._held], probs[self._held]))
+        threshold = self._thresholds[self._held]
+        bar = threshold - self.release_margin if self._held == self._answered else threshold
         if confidence < bar:
             self._answered = None
             return UNKNOWN, float(self._ema[top])

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from glassware import __version__
-from glassware.calibration.openset import fit_openset
+from glassware.calibration.openset import bank_rows, fit_openset
 from glassware.calibration.perturbed import perturbed_copies
 from glassware.calibration.representative import DEFAULT_SIZE, representative_set
 from glassware.calibration.temperature import calibration_summary, fit_scaling, plot_reliability, scaled_probs
@@ -192,13 +192,16 @@ def _fitting_set(reference_model, run, val: tuple, val_out: dict, held_out: tupl
 
 
 def _fit_openset(reference_model, run, fit_features: np.ndarray, fitted_on: str, seed: int) -> tuple:
-    """The open-set bank, from the training split and an augmented copy of it, and its manifest entry, with a
-    threshold fitted on the fitting set's features."""
+    """The open-set bank, a stratified sample of the training split and of an augmented copy of each image,
+    and its manifest entry, with a threshold fitted on the fitting set's features."""
     x, y = run.split("train")
-    copies = perturbed_copies(x, run.info.get("augmentation"), seed + 1)
-    features = np.concatenate([_predict(reference_model, x)["features"], _predict(reference_model, copies)["features"]])
-    bank, entry = fit_openset(features, np.concatenate([y, y]), fit_features, run.class_names, seed=seed)
-    entry.update(output="features", bank_from="train split + an augmented copy of each", fitted_on=fitted_on)
+    rows = bank_rows(np.concatenate([y, y]), len(run.class_names), seed=seed)  # row i >= len(x): copy of i - len(x)
+    originals, copies = rows[rows < len(x)], rows[rows >= len(x)] - len(x)
+    images = np.concatenate([x[originals].astype(np.float32),
+                             perturbed_copies(x[copies], run.info.get("augmentation"), seed + 1)])
+    bank, entry = fit_openset(_predict(reference_model, images)["features"], fit_features, run.class_names)
+    entry.update(output="features", bank_from="training images and augmented copies, a stratified sample",
+                 fitted_on=fitted_on)
     return bank, entry
 
 

@@ -67,7 +67,7 @@ def run(video: Path, bundle_dir: Path, out: Path, timeout_s: float = 600.0) -> d
             _stop(p)
     result = score(records, Bundle.load(bundle_dir, verify=False), replay.Truth(video.with_suffix(".csv")), video)
     (out / "replay.json").write_text(json.dumps(result["report"], indent=2) + "\n")
-    replay.plot_timeline(result["log"], result["truth"], result["class_names"], result["threshold"],
+    replay.plot_timeline(result["log"], result["truth"], result["class_names"], result["thresholds"],
                          out / "timeline.png")
     print(json.dumps({k: result["report"][k] for k in ("frames", "latency_ms")}, indent=2))
     return result["report"]
@@ -80,13 +80,14 @@ def score(records: Path, bundle: Bundle, truth: replay.Truth, video: Path) -> di
     results = [r for r in lines if r["kind"] == "classification" and r["stamp_ns"] in index_of]
     if not results:
         raise GlasswareError(f"no classifications recorded in {records}; see the node logs beside it")
-    threshold = bundle.threshold
+    thresholds = dict(zip(bundle.class_names, np.float32(bundle.class_thresholds)))  # as the node compares
     log_ = replay.ReplayLog()
     for r in results:
         k = index_of[r["stamp_ns"]]
         log_.index.append(k)
         log_.time_s.append(float(truth.time_s[k]) if k < len(truth.time_s) else k / 30.0)
-        log_.raw.append(r["raw_label"] if r["raw_confidence"] >= threshold and not r["refused"] else UNKNOWN)
+        answered = r["raw_confidence"] >= thresholds[r["raw_label"]] and not r["refused"]
+        log_.raw.append(r["raw_label"] if answered else UNKNOWN)
         log_.raw_top.append(r["raw_label"])
         log_.raw_confidence.append(r["raw_confidence"])
         log_.smoothed.append(r["label"])
@@ -103,7 +104,8 @@ def score(records: Path, bundle: Bundle, truth: replay.Truth, video: Path) -> di
         "bundle": {"path": str(bundle.path), "bundle_id": results[0]["bundle_id"]},
         "format": results[0]["model_format"],
         "speed": 1.0,
-        "threshold": threshold,
+        "threshold": bundle.threshold,
+        "class_thresholds": bundle.class_thresholds,
         "frames": {"in": len(index_of), "classified": len(results), "dropped": len(index_of) - len(results), "bad": 0},
         "latency_ms": {"end_to_end": replay._percentiles(e2e), "preprocess": replay._percentiles(log_.preprocess_ms),
                        "inference": replay._percentiles(log_.inference_ms)},
@@ -111,4 +113,5 @@ def score(records: Path, bundle: Bundle, truth: replay.Truth, video: Path) -> di
         "throughput_fps": len(results) / wall if wall > 0 else 0.0,
         "truth": replay.accuracy(log_, truth, rows, bundle.class_names),
     }
-    return {"report": report, "log": log_, "truth": truth, "class_names": bundle.class_names, "threshold": threshold}
+    return {"report": report, "log": log_, "truth": truth, "class_names": bundle.class_names,
+            "thresholds": bundle.class_thresholds}

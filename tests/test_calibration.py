@@ -8,7 +8,7 @@ import pytest
 from glassware.calibration.representative import check_pixel_range, representative_set, stratified_indices
 from glassware.calibration.temperature import (brier, calibration_summary, fit_scaling, nll, plot_reliability,
                                                scaled_probs)
-from glassware.calibration.threshold import abstention_threshold, selective_metrics
+from glassware.calibration.threshold import abstention_threshold, class_thresholds, selective_metrics
 from glassware.errors import ExportError
 from glassware.metrics import softmax
 
@@ -128,10 +128,120 @@ def test_threshold_when_target_is_unreachable():
     assert chosen["threshold"] == 0.7  # best precision (1/3) first reached when accepting all
 
 
+def test_threshold_stays_above_a_floor_that_would_miss_the_target():
+    """The fitted cut is below the floor, but the floor's own set (what a threshold at the floor accepts)
+    misses the target: the lowest cut above the floor that meets it, not the floor."""
+    conf = np.array([0.95, 0.9, 0.85, 0.7] + [0.45] * 6)
+    correct = np.array([1, 1, 1, 0] + [1] * 6, bool)
+    probs = np.stack([conf, 1 - conf], 1)
+    chosen = abstention_threshold(probs, np.where(correct, 0, 1), target_precision=0.8)
+    assert chosen["threshold"] == 0.85 and chosen["target_met"] and chosen["val"]["precision"] == 1.0
+
+
 def test_selective_metrics():
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
     m = selective_metrics(probs, np.array([0, 1, 1]), 0.7)
     assert m == {"n": 3, "accepted": 2, "coverage": 2 / 3, "precision": 1.0, "unknown_errors": 1}
+    # one threshold per class: each answer against the threshold of its top class
+    m = selective_metrics(probs, np.array([0, 1, 1]), np.array([0.95, 0.5]))
+    assert m == {"n": 3, "accepted": 1, "coverage": 1 / 3, "precision": 1.0, "unknown_errors": 1}
+    assert selective_metrics(probs, np.array([0, 1, 1]), [0.7, 0.7]) == selective_metrics(probs, [0, 1, 1], 0.7)
+    with pytest.raises(ValueError, match="one per class"):
+        selective_metrics(probs, np.array([0, 1, 1]), [0.5, 0.5, 0.5])
+
+
+def answers(*classes) -> tuple[np.ndarray, np.ndarray]:
+    """(probs, y) from per-class (confidences, right) of the answers predicted as that class."""
+    k = len(classes)
+    conf = np.concatenate([c for c, _ in classes])
+    pred = np.concatenate([np.full(len(c), i) for i, (c, _) in enumerate(classes)])
+    right = np.concatenate([r for _, r in classes])
+    probs = np.repeat(((1 - conf) / (k - 1))[:, None], k, 1)
+    probs[np.arange(len(conf)), pred] = conf
+    return probs, np.where(right, pred, (pred + 1) % k)
+
+
+def test_class_thresholds_lower_clean_classes_below_a_noisy_one():
+    """One class confidently wrong 12 times between 0.90 and 0.98 drags the one threshold above 0.98; the two
+    classes never wrong get their own, lower ones, so far more answers are given, still at the target."""
+    conf = np.linspace(0.6, 0.989, 300)
+    noisy = np.ones(300, bool)
+    noisy[np.linspace(np.searchsorted(conf, 0.9), np.searchsorted(conf, 0.98), 12).astype(int)] = False
+    probs, y = answers((conf, np.ones(300, bool)), (conf, np.ones(300, bool)), (conf, noisy))
+    fit = class_thresholds(probs, y, target_precision=0.99)
+    g = fit["global"]["threshold"]
+    assert g > 0.98 and fit["global"]["target_met"]
+    assert fit["thresholds"][0] == fit["thresholds"][1] == conf[0] < g  # 300 right answers: decisive
+    assert fit["thresholds"][2] == g and fit["classes"][2]["limited_by"] == "global"
+    assert [c["limited_by"] for c in fit["classes"][:2]] == ["class", "class"]
+    assert (fit["classes"][2]["n"], fit["classes"][2]["errors"]) == (300, 12)
+    per_class, single = selective_metrics(probs, y, fit["thresholds"]), selective_metrics(probs, y, g)
+    assert per_class == fit["fit"] and fit["target_met"] and per_class["precision"] >= 0.99
+    assert per_class["coverage"] > 0.65 > 0.05 > single["coverage"]
+    for k in range(3):  # every class's accepted answers meet the target
+        mine = probs.argmax(-1) == k
+        assert selective_metrics(probs[mine], y[mine], fit["thresholds"])["precision"] >= 0.99
+
+
+def test_class_thresholds_do_not_follow_noise():
+    """A class with 40 answers, all right, does not go below the global threshold (40 right answers do not show
+    99 %); a class with 2 errors in 150 answers (98.7 %) is not raised above it. A bare empirical fit does both."""
+    conf = np.linspace(0.6, 0.989, 600)
+    errors = np.ones(600, bool)
+    errors[np.linspace(np.searchsorted(conf, 0.9), np.searchsorted(conf, 0.98), 8).astype(int)] = False
+    few = np.linspace(0.6, 0.9, 40)
+    probs, y = answers((conf, errors), (few, np.ones(40, bool)))
+    fit = class_thresholds(probs, y)
+    g = fit["global"]["threshold"]
+    assert g > 0.9 and fit["thresholds"][1] == g and fit["classes"][1]["limited_by"] == "global"
+    assert class_thresholds(probs, y, min_support=1, z=0.0)["thresholds"][1] == few[0]  # what noise would give
+
+    conf = np.linspace(0.6, 0.989, 150)
+    couple = np.ones(150, bool)
+    couple[[60, 120]] = False
+    probs, y = answers((np.linspace(0.6, 0.989, 1000), np.ones(1000, bool)), (conf, couple))
+    fit = class_thresholds(probs, y)
+    g = fit["global"]["threshold"]
+    assert fit["thresholds"][1] == g and fit["classes"][1]["accepted_errors"] == 2
+    assert class_thresholds(probs, y, min_support=1, z=0.0)["thresholds"][1] > conf[120]
+
+
+def test_class_thresholds_keep_the_union_at_the_target():
+    """Class 0 alone meets the target well below the global threshold (3000 answers, 30 wrong), but the global
+    threshold's set needed its perfect top to carry class 1 (98.9 %, not decisively below 99 % in 10000
+    answers): lowering class 0 would take the union below the target, so it is put back."""
+    b = np.ones(10000, bool)
+    b[np.linspace(0, 9999, 110).astype(int)] = False
+    a_conf = np.r_[np.linspace(0.951, 0.99, 2000), np.linspace(0.94, 0.949, 30), np.linspace(0.6, 0.939, 970)]
+    probs, y = answers((a_conf, np.r_[np.ones(2000, bool), np.zeros(30, bool), np.ones(970, bool)]),
+                       (np.linspace(0.95, 0.99, 10000), b))
+    fit = class_thresholds(probs, y)
+    g = fit["global"]["threshold"]
+    assert fit["thresholds"] == [g, g] and [c["limited_by"] for c in fit["classes"]] == ["overall", "global"]
+    lowered = selective_metrics(probs, y, [a_conf.min(), g])
+    assert selective_metrics(probs[:3000], y[:3000], a_conf.min())["precision"] >= 0.99  # class 0 alone: fine
+    assert fit["target_met"] and fit["fit"]["precision"] >= 0.99 > lowered["precision"]
+
+
+def test_class_thresholds_meet_the_target_on_random_sets():
+    """Whatever the data, the union of accepted answers meets the target whenever the global threshold does,
+    and every class below the global threshold meets it on its own."""
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        k, n = int(rng.integers(2, 6)), int(rng.integers(100, 3000))
+        y = rng.integers(0, k, n)
+        pred = np.where(rng.random(n) < rng.uniform(0, 0.05, k)[y], (y + 1) % k, y)
+        conf = np.clip(rng.uniform(1 / k, 1.0, n) ** rng.uniform(0.1, 1, k)[pred], 1 / k + 0.01, 0.999)
+        probs = np.repeat(((1 - conf) / (k - 1))[:, None], k, 1)
+        probs[np.arange(n), pred] = conf
+        fit = class_thresholds(probs, y)
+        assert len(fit["thresholds"]) == k and all(t >= 0.5 for t in fit["thresholds"])
+        if fit["global"]["target_met"]:
+            assert fit["target_met"] and not fit["fit"]["precision"] < 0.99, seed
+        for c, t in enumerate(fit["thresholds"]):
+            if t < fit["global"]["threshold"]:
+                mine = pred == c
+                assert selective_metrics(probs[mine], y[mine], fit["thresholds"])["precision"] >= 0.99, seed
 
 
 def test_reliability_diagram_is_a_png(tmp_path):

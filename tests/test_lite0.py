@@ -59,7 +59,7 @@ def test_a_pickle_that_runs_code_is_refused_and_nothing_runs(tmp_path):
     # The same file as a training run's --weights: one clear line, exit 2, no run left behind.
     data = write_shapes(tmp_path / "data", per_class=4, seed=1)
     assert glassware("train", "--data", data, "--out", tmp_path / "run", "--model", "lite0", "--weights", evil) == 2
-    assert not marker.exists() and not (tmp_path / "run" / "run.json").exists()
+    assert not marker.exists() and not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_a_sha256_mismatch_is_refused_before_unpickling(weights, tmp_path):

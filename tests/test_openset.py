@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glassware.calibration.openset import accepted_answers, fit_openset
+from glassware.calibration.openset import accepted_answers, bank_rows, fit_openset
 from glassware.edge_runtime.bundle import MANIFEST, Bundle, write_manifest
 from glassware.edge_runtime.classifier import Classifier
 from glassware.edge_runtime.openset import novelty, unit_rows
@@ -30,7 +30,9 @@ def test_novelty_is_far_from_every_training_class_and_near_for_known_images():
     rng = np.random.default_rng(0)
     train, y = clusters(rng, 200)
     held_out, _ = clusters(rng, 50)
-    bank, entry = fit_openset(train, y, held_out, CLASSES, k=5, per_class=40, quantile=0.99)
+    rows = bank_rows(y, len(CLASSES), per_class=40)
+    assert len(rows) == 160 and (np.bincount(y[rows]) == 40).all()
+    bank, entry = fit_openset(train[rows], held_out, CLASSES, k=5, quantile=0.99)
     assert bank.dtype == np.float16 and bank.shape == (160, 32) and entry["applies_to"] == ["A", "B"]
     known, _ = clusters(rng, 50)
     unknown = rng.standard_normal((200, 32)) + 0.2  # no class's direction

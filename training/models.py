@@ -112,6 +112,24 @@ def make_lite0(num_classes: int, weights: str | None = "imagenet", dropout: floa
     return TransferModel(model, base, pretrained, options)
 
 
+def check_lite0_weights(weights: str | None) -> None:
+    """Fail now, with a clear error, if `weights` cannot be read: the file is missing, its sha256 is wrong, or
+    it is not a tensor state dict (read with the restricted unpickler, as for loading)."""
+    from glassware.training import efficientnet_lite as lite
+    from glassware.training.torch_weights import load_state_dict
+
+    if weights is None or weights == "random":
+        return
+    if weights == "imagenet":
+        load_state_dict(lite.packaged_weights()[0], lite.WEIGHTS_SHA256)
+        return
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise GlasswareError(f"--weights {weights}: no such file (use 'imagenet', 'random' or a weights file)")
+    if path.suffix == ".pth":
+        load_state_dict(path, None)
+
+
 def _load_lite0_weights(base: keras.Model, weights: str | None) -> dict:
     from glassware.training import efficientnet_lite as lite
     from glassware.training.torch_weights import sha256_of

@@ -54,6 +54,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     """Train into `config.out` (see docs/architecture.md, run directory) and return run.json as a dict."""
     out = Path(config.out)
     state = _open_run_dir(out, config, resume)
+    if state is None and config.model == "lite0":
+        models.check_lite0_weights(config.weights)  # a bad weights file fails before anything is written
     keras.utils.set_random_seed(config.seed)
     spec = Preprocessing(model_scaling=models.SCALINGS[config.model])
     data = prepare_data(config.data_dir, spec, out / "cache", val_fraction=config.val_fraction,

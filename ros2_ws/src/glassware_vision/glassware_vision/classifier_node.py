@@ -21,6 +21,7 @@ from glassware.errors import BundleError, FrameFormatError, ImageDecodeError
 from glassware_vision_msgs.msg import Classification
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -66,8 +67,10 @@ class ClassifierNode(Node):
         self._class_names = self._classifier.bundle.class_names
         self._bundle_id = self._classifier.bundle.bundle_id
 
-        threshold = self.declare_parameter("threshold", float(self._classifier.threshold), _describe(
-            "calibrated confidence below which the label is 'unknown' (default: the bundle's calibrated threshold)",
+        # Declared without a default: only a value actually given replaces the bundle's per-class thresholds
+        threshold = self.declare_parameter("threshold", Parameter.Type.DOUBLE, _describe(
+            "calibrated confidence below which the label is 'unknown', for every class (default: the bundle's "
+            "calibrated thresholds, one per class; the parameter then shows the bundle's global one)",
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])).value
         max_rate_hz = self.declare_parameter("max_rate_hz", 0.0, _describe(
             "classify at most this many frames per second; 0 = every frame the model keeps up with",
@@ -75,8 +78,12 @@ class ClassifierNode(Node):
         alpha = self.declare_parameter("smoothing_alpha", LabelSmoother.ALPHA, _describe(
             "weight of the newest frame in the smoothed probabilities, in (0, 1]; 1 = no memory",
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])).value
-        self._classifier.threshold = threshold
-        self._smoother = LabelSmoother(self._class_names, alpha=alpha, threshold=threshold) if smoothing else None
+        if threshold is None:  # before the on-set callback below: showing it does not override the bundle's
+            self.set_parameters([Parameter("threshold", Parameter.Type.DOUBLE, self._classifier.threshold)])
+        else:
+            self._classifier.threshold = threshold
+        self._smoother = LabelSmoother(self._class_names, alpha=alpha, threshold=self._classifier.threshold,
+                                       thresholds=self._classifier.thresholds) if smoothing else None
         self._sampler = FrameSampler(max_rate_hz=max_rate_hz)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -95,7 +102,7 @@ class ClassifierNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"classifying {image_type.__name__} on {self._subscription.topic_name} with {self._bundle_id} "
-            f"({self._classifier.format_name} on {self._classifier.backend_name}), threshold {threshold:.3f}, "
+            f"({self._classifier.format_name} on {self._classifier.backend_name}), {self._thresholds_text()}, "
             f"publishing {self._publisher.topic_name}")
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
@@ -131,12 +138,14 @@ class ClassifierNode(Node):
             return
         if self._smoother is None:
             label, confidence, accepted = prediction.label, prediction.confidence, prediction.accepted
+            decided = prediction.class_index
         else:
             label, confidence = self._smoother.update(prediction.evidence)
             accepted = label != Classification.UNKNOWN
-        self._publisher.publish(classification_msg(
+            decided = self._smoother.held
+        self._publisher.publish(classification_msg(  # the threshold of the class the decision was about
             msg.header, prediction, label, confidence, accepted, self._smoother is not None, self._class_names,
-            self._classifier.threshold, self._bundle_id, self._classifier.format_name))
+            self._classifier.thresholds[decided], self._bundle_id, self._classifier.format_name))
         stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns else math.nan
         self._stats.processed(latency_ms, prediction.inference_ms)
@@ -150,6 +159,7 @@ class ClassifierNode(Node):
             "format": self._classifier.format_name,
             "backend": self._classifier.backend_name,
             "threshold": f"{self._classifier.threshold:.3f}",
+            "class_thresholds": " ".join(f"{t:.3f}" for t in self._classifier.thresholds),
             "max_rate_hz": str(self.get_parameter("max_rate_hz").value),
             "input": f"{self._subscription.topic_name} ({'CompressedImage' if self._compressed else 'Image'})",
             "last_bad_frame": self._last_bad,
@@ -157,6 +167,12 @@ class ClassifierNode(Node):
         status = diagnostic_status(f"{self.get_name()}: classification", self._bundle_id, self._stats.report(), extra)
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics.publish(DiagnosticArray(header=header, status=[status]))
+
+    def _thresholds_text(self) -> str:
+        thresholds = self._classifier.thresholds
+        if thresholds.min() == thresholds.max():
+            return f"threshold {thresholds[0]:.3f}"
+        return "thresholds " + ", ".join(f"{n} {t:.3f}" for n, t in zip(self._class_names, thresholds))
 
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         """Check what the descriptor ranges cannot express (rclpy has checked those), then apply all or nothing.

@@ -23,7 +23,7 @@ OVERRIDES = {
     "providers": (str, "ONNX formats: execution providers, comma-separated (tensorrt,cuda,cpu)"),
     "compressed": (bool, "true: image_topic carries sensor_msgs/CompressedImage"),
     "max_rate_hz": (float, "classify at most this many frames per second (0 = no limit)"),
-    "threshold": (float, "abstention threshold 0..1 (default: the bundle's calibrated one)"),
+    "threshold": (float, "abstention threshold 0..1 for every class (default: the bundle's, one per class)"),
     "smoothing": (bool, "smooth labels over recent frames"),
     "publish_debug_image": (bool, "publish ~/debug_image with the label drawn"),
 }
