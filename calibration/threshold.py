@@ -8,7 +8,8 @@ Why a floor: when the val split has no errors (easy data, a strong model), every
 on val and the "lowest" one is 0, which says only that val was easy, not that every prediction can be
 trusted. The floor (default 0.5) is the smallest confidence at which the calibrated model itself says its top
 class is more likely right than wrong; no val set, however clean, can justify accepting less than that.
-`limited_by` records which of the two set the threshold.
+`limited_by` records which of the two set the threshold. A fitted cut below the floor becomes the floor only
+if what the floor accepts still meets the target; else the lowest cut above the floor that does.
 
 Why the floor is the target precision itself when the calibrated model can say it: the fitted threshold is
 about the fitting images, lab photos and augmented copies the model nearly always gets right, so it falls to
@@ -31,7 +32,8 @@ threshold. The bounds are z = 1.5 standard errors rather than 1 because export's
 augmented copy of each image, closer to a second look than to a new image: with no error, lowering takes 223
 answers at 99 %. The lowered classes each meet the target but could together leave less of the global set's
 surplus for a class kept at the global threshold; if the union misses the target, lowered classes go back
-to the global threshold, least precise first, until it meets it.
+to the global threshold, least precise first, until it meets it. The floor bounds every class's threshold,
+and a lowered threshold is fitted on lab images: the export report's stress row shows what it does elsewhere.
 """
 
 from __future__ import annotations

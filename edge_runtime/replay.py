@@ -367,7 +367,7 @@ def _switches(labels: np.ndarray) -> int:
 
 
 def _rounded(thresholds) -> list[float]:
-    """Per-class thresholds for JSON (float32 in the runtime: 6 decimals say all they hold)."""
+    """Per-class thresholds for JSON: float32 in the runtime, so 6 decimals."""
     return [round(float(t), 6) for t in thresholds]
 
 

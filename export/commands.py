@@ -56,8 +56,9 @@ def _export(args: argparse.Namespace) -> int:
                           representative=args.representative, seed=args.seed, openset=args.openset,
                           not_glassware_dir=args.not_glassware)
     c, failed = manifest["calibration"], manifest["gate"]["failed"]
-    print(f"temperature {c['temperature']:.3f}, uniform mix {c['uniform_mix']:.4f}, threshold {c['threshold']:.4f}; "
-          f"bundle {manifest['bundle_id']} in {args.out}")
+    per_class = c.get("class_thresholds", [c["threshold"]])
+    print(f"temperature {c['temperature']:.3f}, uniform mix {c['uniform_mix']:.4f}, threshold {c['threshold']:.4f} "
+          f"(per class {min(per_class):.4f} to {max(per_class):.4f}); bundle {manifest['bundle_id']} in {args.out}")
     if "openset" in manifest:
         o = manifest["openset"]
         given = {s: m["glassware_answers"] for s, m in o["splits"].items()}

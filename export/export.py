@@ -24,7 +24,7 @@ from glassware.calibration.openset import bank_rows, fit_openset
 from glassware.calibration.perturbed import perturbed_copies
 from glassware.calibration.representative import DEFAULT_SIZE, representative_set
 from glassware.calibration.temperature import calibration_summary, fit_scaling, plot_reliability, scaled_probs
-from glassware.calibration.threshold import (DEFAULT_TARGET_PRECISION, abstention_threshold, confidence_floor,
+from glassware.calibration.threshold import (DEFAULT_TARGET_PRECISION, class_thresholds, confidence_floor,
                                              selective_metrics)
 from glassware.edge_runtime.backends import open_backend
 from glassware.edge_runtime.bundle import MANIFEST, write_manifest
@@ -241,8 +241,8 @@ def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_acc
     metrics = {}
     for s, x in {**{n: x for n, (x, _) in splits.items()}, **unlabelled}.items():
         logits, features = run_outputs(backend, x)
-        metrics[s] = split_metrics(logits, splits[s][1], keras_logits[s], calibration, calibration["threshold"]) \
-            if s in splits else {"n": len(x)}
+        metrics[s] = split_metrics(logits, splits[s][1], keras_logits[s], calibration,
+                                   calibration["class_thresholds"]) if s in splits else {"n": len(x)}
         if entry is not None:
             metrics[s]["openset"] = openset_metrics(logits, features, calibration, bank, entry, class_names)
     status, reason = verdict(metrics[gate_split]["accuracy"], keras_accuracy, tolerance)
@@ -252,24 +252,32 @@ def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_acc
 
 
 def _calibrate(keras_logits: dict, splits: dict, fit_on: tuple, target_precision: float) -> dict:
-    """Scaling and threshold fitted on `fit_on` (logits, y); ECE before/after and selective accuracy on every
-    split."""
+    """Scaling, global and per-class thresholds fitted on `fit_on` (logits, y); ECE before/after and selective
+    accuracy on every split (at the per-class thresholds; `coverage_global`: at the global one)."""
     fit_logits, fit_y = fit_on
     fit = fit_scaling(fit_logits, fit_y)
     scaling = fit["temperature"], fit["uniform_mix"]
     max_confidence = 1.0 - fit["uniform_mix"] * (1 - 1 / fit_logits.shape[-1])
-    chosen = abstention_threshold(scaled_probs(fit_logits, *scaling), fit_y, target_precision,
-                                  floor=confidence_floor(max_confidence, target_precision))
+    per_class = class_thresholds(scaled_probs(fit_logits, *scaling), fit_y, target_precision,
+                                 floor=confidence_floor(max_confidence, target_precision))
+    chosen = per_class["global"]
     summary = {}
     for name, (_, y) in splits.items():
+        probs = scaled_probs(keras_logits[name], *scaling)
         summary[name] = calibration_summary(keras_logits[name], y, fit)
-        summary[name].update(selective_metrics(scaled_probs(keras_logits[name], *scaling), y, chosen["threshold"]))
+        summary[name].update(selective_metrics(probs, y, per_class["thresholds"]),
+                             coverage_global=selective_metrics(probs, y, chosen["threshold"])["coverage"])
     return {
         "temperature": fit["temperature"],
         "uniform_mix": fit["uniform_mix"],
         "max_confidence": max_confidence,
         "scaling_method": fit["method"],
         "threshold": chosen["threshold"],
+        "class_thresholds": per_class["thresholds"],
+        "class_threshold_fit": {"method": per_class["method"], "min_support": per_class["min_support"],
+                                "z": per_class["z"], "target_met": per_class["target_met"],
+                                "coverage": per_class["fit"]["coverage"], "precision": per_class["fit"]["precision"],
+                                "classes": per_class["classes"]},
         "target_precision": target_precision,
         "threshold_target_met": chosen["target_met"],
         "threshold_limited_by": chosen["limited_by"],
@@ -301,20 +309,39 @@ def _report(manifest: dict, table: str) -> str:
         f"{'the data' if c['threshold_limited_by'] == 'val' else 'the floor'}; target met: "
         f"{c['threshold_target_met']}). Both fitted on {c['fitted_on']}, {c['fitted_n']} images, "
         f"{c['fit_errors']} of them misclassified. "
-        "Keras model, before → after scaling:", "",
+        "Keras model, before → after scaling; coverage and precision at the per-class thresholds (below):", "",
         "| split | n | ECE before | ECE after | Brier before | Brier after | NLL before | NLL after | coverage "
-        "| precision of accepted |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| coverage, one threshold | precision of accepted |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in c["splits"].items():
         precision = f"{100 * s['precision']:.1f}%" if s["accepted"] else "none accepted"
+        single = f"{100 * s['coverage_global']:.1f}%" if "coverage_global" in s else ""
         lines.append(f"| {name} | {s['n']} | {100 * s['ece_before']:.2f}% | {100 * s['ece_after']:.2f}% | "
                      f"{s['brier_before']:.4f} | {s['brier_after']:.4f} | {s['nll_before']:.3f} | {s['nll_after']:.3f} "
-                     f"| {100 * s['coverage']:.1f}% | {precision} |")
+                     f"| {100 * s['coverage']:.1f}% | {single} | {precision} |")
     lines += ["", f"![reliability diagram]({RELIABILITY_PNG})", ""]
+    if "class_threshold_fit" in c:
+        lines += _class_threshold_report(c, manifest["class_names"])
     if "openset" in manifest:
         lines += _openset_report(manifest["openset"])
     return "\n".join(lines)
+
+
+def _class_threshold_report(c: dict, class_names: list[str]) -> list[str]:
+    f = c["class_threshold_fit"]
+    precision = f"precision {100 * f['precision']:.2f}%" if f["coverage"] else "none accepted"
+    lines = [
+        "### Per-class thresholds", "",
+        f"{f['method'][0].upper()}{f['method'][1:]}. On the fitting set: coverage {100 * f['coverage']:.1f}%, "
+        f"{precision} (target met: {f['target_met']}).", "",
+        "| class | threshold | predicted | wrong | accepted | wrong accepted | set by |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, t, e in zip(class_names, c["class_thresholds"], f["classes"]):
+        lines.append(f"| {name} | {t:.4f} | {e['n']} | {e['errors']} | {e['accepted']} | {e['accepted_errors']} "
+                     f"| {e['limited_by']} |")
+    return lines + [""]
 
 
 def _openset_report(o: dict) -> list[str]:

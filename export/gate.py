@@ -51,10 +51,10 @@ def openset_metrics(logits: np.ndarray, features: np.ndarray | None, calibration
 
 
 def split_metrics(logits: np.ndarray, y: np.ndarray, reference_logits: np.ndarray, scaling: dict,
-                  threshold: float) -> dict:
+                  threshold) -> dict:
     """Accuracy, agreement with and max probability difference from the reference (Keras) logits, ECE
     after confidence scaling ({"temperature", "uniform_mix"}), and coverage/precision at the abstention
-    threshold."""
+    threshold (one float, or one per class)."""
     t, mix = scaling["temperature"], scaling["uniform_mix"]
     probs, reference = scaled_probs(logits, t, mix), scaled_probs(reference_logits, t, mix)
     y = np.asarray(y, int)

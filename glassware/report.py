@@ -77,7 +77,7 @@ def _summary_section(out: Path) -> list[str]:
         ece = " / ".join(_pct(cal["splits"].get(s, {}).get("ece_after")) for s in ("test", "stress"))
         not_glass = openset.get("not_glassware", {})
         rows.append([model, f"{r['train_seconds'] / 60:.1f}", _pct(ref.get("test", {}).get("accuracy")),
-                     _pct(ref.get("stress", {}).get("accuracy")), f"{cal['threshold']:.3f}", coverage, precision,
+                     _pct(ref.get("stress", {}).get("accuracy")), _thresholds(cal), coverage, precision,
                      f"{not_glass.get('glassware_answers', '–')} of {not_glass.get('n', '–')}", ece, int8,
                      _fastest(bench, m.get("bundle_id"))])
     if not rows:
@@ -89,6 +89,13 @@ def _summary_section(out: Path) -> list[str]:
             "Answered: share of images not `unknown` (confidence threshold and open-set score); precision: share "
             "of the confidence-accepted answers that are right. Keras model, calibrated; the formats' own figures "
             "are in section 3.", ""]
+
+
+def _thresholds(calibration: dict) -> str:
+    """The abstention threshold, or the range of the per-class ones."""
+    thresholds = calibration.get("class_thresholds") or [calibration["threshold"]]
+    low, high = min(thresholds), max(thresholds)
+    return f"{low:.3f}" if high - low < 5e-4 else f"{low:.3f}–{high:.3f} (per class)"
 
 
 def _answered(calibration: dict, openset: dict, split: str):

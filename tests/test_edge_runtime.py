@@ -138,7 +138,7 @@ def test_prediction_is_the_calibrated_softmax_of_every_format(tiny_bundle, train
         np.testing.assert_allclose(p.scores, expected, atol=1e-5)
         assert p.scores.shape == (len(bundle.class_names),) and abs(p.scores.sum() - 1) < 1e-5
         assert p.class_index == int(expected.argmax()) and p.confidence == pytest.approx(expected.max(), abs=1e-5)
-        assert p.accepted == (p.confidence >= classifier.threshold)
+        assert p.accepted == (p.confidence >= classifier.thresholds[p.class_index])
         assert p.label == (bundle.class_names[p.class_index] if p.accepted else UNKNOWN)
         assert p.preprocess_ms >= 0 and p.inference_ms > 0
 
@@ -153,6 +153,81 @@ def test_threshold_is_settable_at_run_time(tiny_bundle, training_cache):
     assert not q.accepted and q.label == UNKNOWN and q.class_index == p.class_index
     with pytest.raises(ValueError):
         classifier.threshold = 1.5
+
+
+def with_class_thresholds(tiny_bundle, out: Path, thresholds: list[float] | None) -> Path:
+    """A copy of the tiny bundle whose manifest has these calibration.class_thresholds (None: no such key,
+    as in bundles made before per-class thresholds)."""
+    from glassware.edge_runtime.bundle import MANIFEST, write_manifest
+
+    shutil.copytree(tiny_bundle, out)
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["calibration"].pop("class_thresholds", None)
+    if thresholds is not None:
+        manifest["calibration"]["class_thresholds"] = thresholds
+    write_manifest(out, manifest)
+    return out
+
+
+def test_classifier_applies_the_threshold_of_the_predicted_class(tiny_bundle, training_cache, tmp_path):
+    x = training_cache[1][0]
+    first = Classifier(tiny_bundle, format="tflite_fp32", threshold=0.0).classify_input(x)
+    top, k = first.class_index, len(first.scores)
+    strict_top = [0.0] * k
+    strict_top[top] = min(1.0, first.confidence + 1e-4)  # just above this answer, every other class at 0
+    bundle = Bundle.load(with_class_thresholds(tiny_bundle, tmp_path / "strict_top", strict_top))
+    assert bundle.class_thresholds == strict_top and bundle.threshold == Bundle.load(tiny_bundle).threshold
+    classifier = Classifier(bundle, format="tflite_fp32")
+    assert classifier.thresholds.dtype == np.float32 and classifier.thresholds.tolist() == pytest.approx(strict_top)
+    assert classifier.threshold == bundle.threshold  # the single figure stays the global one
+    p = classifier.classify_input(x)
+    assert (p.class_index, p.accepted, p.label) == (top, False, UNKNOWN)
+    lenient_top = [1.0] * k
+    lenient_top[top] = 0.0  # every other class at 1: only the top class's threshold decides
+    classifier.thresholds = lenient_top
+    p = classifier.classify_input(x)
+    assert p.accepted and p.label == classifier.class_names[top]
+    with pytest.raises(ValueError):
+        classifier.thresholds[top] = 0.5  # read-only: change it through the setter, which checks
+    with pytest.raises(ValueError, match="one threshold in"):
+        classifier.thresholds = lenient_top[:-1]
+    with pytest.raises(ValueError, match="one threshold in"):
+        classifier.thresholds = [1.5] * k
+
+
+def test_a_float_threshold_overrides_every_class(tiny_bundle, training_cache, tmp_path):
+    x = training_cache[1][0]
+    k = len(Bundle.load(tiny_bundle).class_names)
+    varied = with_class_thresholds(tiny_bundle, tmp_path / "varied", [0.1 * (i % 10) for i in range(k)])
+    classifier = Classifier(varied, format="tflite_fp32", threshold=0.0)  # as `glassware replay --threshold 0`
+    assert classifier.threshold == 0.0 and not classifier.thresholds.any()
+    p = classifier.classify_input(x)
+    assert p.accepted
+    classifier.threshold = min(1.0, p.confidence + 1e-4)  # as the ROS node's run-time parameter
+    assert (classifier.thresholds == np.float32(classifier.threshold)).all()
+    assert not classifier.classify_input(x).accepted
+    per_class = Classifier(varied, format="tflite_fp32", threshold=[0.5] * k)  # a sequence: one per class
+    assert (per_class.thresholds == np.float32(0.5)).all()
+
+
+def test_a_bundle_without_class_thresholds_uses_its_threshold_for_every_class(tiny_bundle, training_cache,
+                                                                              tmp_path):
+    old = Bundle.load(with_class_thresholds(tiny_bundle, tmp_path / "old", None))
+    assert "class_thresholds" not in old.manifest["calibration"]
+    assert old.class_thresholds == [old.threshold] * len(old.class_names)
+    classifier = Classifier(old, format="tflite_fp32")
+    assert classifier.threshold == old.threshold and (classifier.thresholds == np.float32(old.threshold)).all()
+    for x in training_cache[1][:4]:
+        p = classifier.classify_input(x)
+        assert p.accepted == (p.confidence >= np.float32(old.threshold) and not p.refused)
+
+
+@pytest.mark.parametrize("case", ["too_few", "not_a_list", "above_one"])
+def test_malformed_class_thresholds_are_refused(tiny_bundle, tmp_path, case):
+    k = len(Bundle.load(tiny_bundle).class_names)
+    value = {"too_few": [0.5] * (k - 1), "not_a_list": "0.5", "above_one": [0.5] * (k - 1) + [2.0]}[case]
+    with pytest.raises(BundleError, match="class_thresholds"):
+        Bundle.load(with_class_thresholds(tiny_bundle, tmp_path / "bad", value))
 
 
 def test_bad_input_raises_clear_errors_and_the_loop_goes_on(tiny_bundle, training_cache):
@@ -296,6 +371,18 @@ def test_label_smoother_switches_when_the_evidence_does():
     assert all(label in ("a", "b", UNKNOWN) for label in labels)
 
 
+def test_label_smoother_answers_a_held_class_as_soon_as_the_frame_alone_would():
+    # A strict threshold: the moving average alone would need ~13 frames to climb from one object to 0.99.
+    smoother = LabelSmoother(["a", "b", "c", "d"], alpha=0.3, threshold=0.99, min_updates=2)
+    labels = [smoother.update(one_hot(k, 0.999))[0] for k in [0] * 10 + [1] * 10]
+    assert labels[9] == "a" and labels[-1] == "b"
+    assert 12 <= 10 + labels[10:].index("b") <= 14  # held after a few frames, answered at once
+    assert all(label in ("a", "b", UNKNOWN) for label in labels)
+    # an unsure frame lifts nothing: the average speaks (still answered: within the release margin)
+    label, confidence = smoother.update(one_hot(1, 0.9))
+    assert label == "b" and confidence == pytest.approx(smoother.probs[1]) and 0.94 < confidence < 0.99
+
+
 def test_label_smoother_does_not_flicker_at_the_threshold():
     hovering = [one_hot(0, c) for c in (0.92, 0.88) * 3]  # around a 0.9 threshold
     plain = LabelSmoother(["a", "b", "c", "d"], alpha=1.0, threshold=0.9, release_margin=0.0)
@@ -304,6 +391,18 @@ def test_label_smoother_does_not_flicker_at_the_threshold():
     assert [schmitt.update(p)[0] for p in hovering] == ["a"] * 6
     assert schmitt.update(one_hot(0, 0.8))[0] == UNKNOWN  # below threshold - margin: released
     assert schmitt.update(one_hot(0, 0.88))[0] == UNKNOWN  # and answered again only at the full threshold
+
+
+def test_label_smoother_applies_the_threshold_of_the_held_class():
+    smoother = LabelSmoother(["a", "b", "c", "d"], alpha=1.0, threshold=0.7, thresholds=[0.9, 0.5, 0.7, 0.7])
+    assert smoother.threshold == 0.7 and smoother.thresholds.tolist() == [0.9, 0.5, 0.7, 0.7]
+    assert smoother.update(one_hot(1, 0.6)) == ("b", pytest.approx(0.6))  # b's own 0.5
+    smoother.reset()
+    assert smoother.update(one_hot(0, 0.8))[0] == UNKNOWN and smoother.held == 0  # a needs 0.9
+    smoother.threshold = 0.5  # one value for every class
+    assert smoother.thresholds.tolist() == [0.5] * 4 and smoother.update(one_hot(0, 0.8))[0] == "a"
+    with pytest.raises(ValueError):
+        smoother.thresholds = [0.5, 0.5]
 
 
 def test_label_smoother_abstains_when_smoothed_confidence_is_low():

@@ -133,6 +133,44 @@ def test_parameters_validated_and_applied_at_run_time(raw_node, probe, class_fra
     assert 2 <= classified <= 6, f"{classified} classified in 2 s at max_rate_hz 2"
 
 
+def test_the_bundles_class_thresholds_apply_unless_the_parameter_sets_one(start_ros, probe, tiny_bundle, tmp_path,
+                                                                         class_frames, reference):
+    """Without the `threshold` parameter the node keeps the bundle's per-class thresholds (the parameter shows
+    the global one) and reports the threshold of the class it answered; setting it overrides every class."""
+    import json
+    import shutil
+
+    from glassware.edge_runtime.bundle import MANIFEST, write_manifest
+    from glassware_vision.messages import image_msg
+
+    frame = next(bgr for _, bgr in class_frames if not reference.classify_frame(bgr, "bgr8").refused)
+    top = reference.classify_frame(frame, "bgr8").class_index
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    thresholds = [1.0] * len(manifest["class_names"])
+    thresholds[top] = 0.0  # only the top class's own threshold can let this frame through
+    manifest["calibration"]["class_thresholds"] = thresholds
+    write_manifest(bundle, manifest)
+    node = start_classifier(start_ros, probe, bundle, "per_class_classifier", format=reference.format_name)
+
+    def classify():
+        msg = image_msg(frame, header(probe))
+        node.publisher.publish(msg)
+        out = node.classification_for(msg.header.stamp)
+        assert out is not None, node.process.output()
+        return out
+
+    out = classify()
+    assert out.accepted and out.label == out.raw_label and out.threshold == 0.0
+    status = node.status()
+    assert status["threshold"] == f"{manifest['calibration']['threshold']:.3f}"
+    assert status["class_thresholds"] == " ".join(f"{t:.3f}" for t in thresholds)
+    assert all(r.successful for r in node.set_parameters(probe, threshold=1.0))
+    out = classify()
+    assert out.threshold == 1.0 and out.accepted == (out.confidence >= 1.0)
+
+
 @pytest.mark.parametrize("case", ["missing", "tampered"])
 def test_bad_bundle_exits_with_a_clear_error(case, ros_env, tiny_bundle, tmp_path):
     import shutil
