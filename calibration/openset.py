@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from glassware.calibration.threshold import accepted_mask
 from glassware.edge_runtime.openset import METHOD, novelty, unit_rows
 
 DEFAULT_K = 5
@@ -55,6 +56,5 @@ def fit_openset(bank_features: np.ndarray, fit_features: np.ndarray, class_names
 def accepted_answers(probs: np.ndarray, thresholds, novel: np.ndarray | None, vetoes: np.ndarray) -> np.ndarray:
     """Which answers are given (not `unknown`): confidence at least the threshold of the top class (one float
     or one per class), unless the image is novel and its top class is one the open-set score may veto."""
-    top = probs.argmax(-1)
-    accepted = probs.max(-1) >= np.broadcast_to(np.asarray(thresholds, np.float64), probs.shape[-1:])[top]
-    return accepted if novel is None else accepted & ~(novel & vetoes[top])
+    accepted = accepted_mask(probs, thresholds)
+    return accepted if novel is None else accepted & ~(novel & vetoes[probs.argmax(-1)])

@@ -33,6 +33,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from glassware.checksum import sha256_file
 from glassware.errors import BundleError
 from glassware.preprocessing import Preprocessing
 
@@ -42,14 +43,6 @@ UNKNOWN = "unknown"
 # A class of this name means "nothing in view" (the empty bench between objects): answered like any class,
 # scored as right on frames with no object (replay). `glassware synth --count background=N` renders it.
 BACKGROUND = "background"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def bundle_id(model: str, files: dict[str, str]) -> str:

@@ -132,7 +132,7 @@ def check_lite0_weights(weights: str | None) -> None:
 
 def _load_lite0_weights(base: keras.Model, weights: str | None) -> dict:
     from glassware.training import efficientnet_lite as lite
-    from glassware.training.torch_weights import sha256_of
+    from glassware.checksum import sha256_file
 
     if weights is None or weights == "random":
         return {"source": "random"}
@@ -143,7 +143,7 @@ def _load_lite0_weights(base: keras.Model, weights: str | None) -> dict:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise GlasswareError(f"--weights {weights}: no such file (use 'imagenet', 'random' or a weights file)")
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     if path.suffix == ".pth":
         lite.load_imagenet(base, path, digest)  # the restricted unpickler, whatever the file's origin
     else:

@@ -14,7 +14,6 @@ element count followed by the storage's little-endian data.
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import pickle
 import struct
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from glassware.checksum import sha256_file
 from glassware.errors import GlasswareError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -115,21 +115,13 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_state_dict(path: str | Path, sha256: str | None) -> dict[str, np.ndarray]:
     """{name: array} from a legacy-format `.pth` state dict. `sha256`: the expected digest (hex), checked
     before anything is unpickled; None skips the check (a user's own file, named on the command line)."""
     path = Path(path)
     if not path.is_file():
         raise GlasswareError(f"weights file not found: {path}")
-    if sha256 is not None and (actual := sha256_of(path)) != sha256.lower():
+    if sha256 is not None and (actual := sha256_file(path)) != sha256.lower():
         raise UnsafeWeightsError(f"{path}: sha256 {actual[:16]}... is not the expected {sha256[:16]}...; "
                                  "refusing to load (reinstall the package that ships it)")
     raw = path.read_bytes()
