@@ -94,8 +94,8 @@ def _summary_section(out: Path) -> list[str]:
 def _thresholds(calibration: dict) -> str:
     """The abstention threshold, or the range of the per-class ones."""
     thresholds = calibration.get("class_thresholds") or [calibration["threshold"]]
-    low, high = min(thresholds), max(thresholds)
-    return f"{low:.3f}" if high - low < 5e-4 else f"{low:.3f}–{high:.3f} (per class)"
+    low, high = f"{min(thresholds):.3f}", f"{max(thresholds):.3f}"
+    return low if low == high else f"{low}–{high} (per class)"
 
 
 def _answered(calibration: dict, openset: dict, split: str):
