@@ -134,7 +134,7 @@ def load_state_dict(path: str | Path, sha256: str | None) -> dict[str, np.ndarra
 
 
 def _parse_legacy(f: io.BytesIO, path: Path) -> dict[str, np.ndarray]:
-    if path.suffix != ".pth" and f.getbuffer()[:2] == b"PK":
+    if f.getbuffer()[:2] == b"PK":
         raise UnsafeWeightsError(f"{path}: a zip-format (PyTorch >= 1.6) file; only the legacy format is read")
     header = _RestrictedUnpickler(f)
     if header.load() != LEGACY_MAGIC:

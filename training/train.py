@@ -76,7 +76,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         augmentation = make_augmentation() if config.augment else None
         images = (make_dataset(data.train.x, data.train.y, config.batch_size, training=True,
                                augmentation=augmentation, seed=config.seed),
-                  make_dataset(data.val.x, data.val.y, config.batch_size, training=False))
+                  make_dataset(data.val.x, data.val.y, config.batch_size, training=False), len(data.train.y))
         checkpoint = RunCheckpoint(out, state, config, n_train=len(data.train.y), target=model)
         _run_phases(model, config, state, resumed, images, lambda: _head_features(model, config, state, data, out),
                     checkpoint)
@@ -86,16 +86,16 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 def _run_phases(model: keras.Model, config: TrainConfig, state: dict, resumed: bool, images: tuple,
                 head_features, checkpoint: "RunCheckpoint") -> None:
     """Fit each phase not yet done; a resumed model continues its current phase where it stopped.
-    `images`: (train, val) image datasets; `head_features()`: (train, val) feature datasets for "head"."""
+    `images`: (train, val) image datasets and the number of training images; `head_features()`: the same for
+    the features "head" trains on."""
     for index, phase in enumerate(_phases(config, state["model_options"])):
         if index < state["phase_index"]:
             continue
-        fit_model, (train_ds, val_ds) = model, images
+        fit_model, (train_ds, val_ds, checkpoint.n_train) = model, images
         if phase.name == "head":
-            train_ds, val_ds = head_features()
+            train_ds, val_ds, checkpoint.n_train = head_features()
             fit_model = _feature_head(model)
         steps_per_epoch = int(train_ds.cardinality())
-        checkpoint.n_train = steps_per_epoch * config.batch_size
         if index > state["phase_index"] or not resumed:
             _start_phase(model, phase, index, config, state, checkpoint.dir, steps_per_epoch)
         if phase.name == "head" or (resumed and config.lr_schedule == "cosine"):
@@ -112,14 +112,14 @@ def _run_phases(model: keras.Model, config: TrainConfig, state: dict, resumed: b
 
 
 def _head_features(model: keras.Model, config: TrainConfig, state: dict, data, out: Path) -> tuple:
-    """(train, val) datasets of frozen-backbone features: training images and augmented copies, val images."""
+    """(train, val, n train) datasets of frozen-backbone features: training images and augmented copies, val."""
     copies = config.feature_copies if config.augment else 0
     start = time.perf_counter()
     features = cached_features(model, out / "cache", data, copies, augmentation_config() if config.augment else None,
                                config.seed, state["model_options"].get("weights_provenance", state["model_options"]))
     state["feature_seconds"] = round(state.get("feature_seconds", 0.0) + time.perf_counter() - start, 1)
     return (make_dataset(features.train_x, features.train_y, config.batch_size, training=True, seed=config.seed),
-            make_dataset(features.val_x, features.val_y, config.batch_size, training=False))
+            make_dataset(features.val_x, features.val_y, config.batch_size, training=False), len(features.train_y))
 
 
 def _feature_head(model: keras.Model) -> keras.Model:
