@@ -95,13 +95,25 @@ def run(bundle: Path, model_format: str, seconds: float, latency_seconds: float)
                 paced = feeder.at_rate(30.0, latency_seconds)
                 bar.update(latency_seconds)
             finally:
-                process.terminate()
-                process.wait(timeout=30)
+                _stop(process, name, log)
             figures[name] = {**saturated, **paced, "model_format": feeder.model_format}
     figures["speedup_classified_fps"] = (figures["classifier_node"]["saturated_classified_fps"]
                                          / max(figures["naive_node"]["saturated_classified_fps"], 1e-9))
     figures["load_average_1min"] = os.getloadavg()[0]
     return figures
+
+
+def _stop(process: subprocess.Popen, name: str, log: Path, timeout_s: float = 30.0) -> None:
+    """SIGTERM, then SIGKILL if the node has not exited by `timeout_s`: its figures are already taken, and a
+    node stuck in DDS shutdown (seen once in CI, on the echo node) must not lose them."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        print(f"bench_node: {name} did not stop within {timeout_s:g} s of SIGTERM and was killed (log: {log})",
+              file=sys.stderr)
 
 
 def bench_frame() -> np.ndarray:
