@@ -2,7 +2,8 @@
 
 Preprocessing is `glassware.preprocessing` with the bundle's recorded spec, so the model sees exactly the
 pixels training saw. A bundle with an open-set score (`glassware.edge_runtime.openset`) also refuses images
-unlike anything trained on: their answer is `unknown` even when confident. The hot path allocates only the model-size image and the scores, and never logs.
+unlike anything trained on: their answer is `unknown` even when confident. The hot path allocates only the
+model-size image and the scores, and never logs.
 A Classifier is not thread-safe: give each thread its own.
 """
 

@@ -58,7 +58,8 @@ class OpenSet:
     def load(cls, bundle_path: Path, entry: dict, class_names: list[str]) -> "OpenSet":
         """From manifest["openset"] and the bank file it names (already sha256-verified with the bundle)."""
         if entry.get("method") != METHOD:
-            raise BundleError(f"{bundle_path}: open-set method {entry.get('method')!r} unknown here (expected {METHOD})")
+            raise BundleError(f"{bundle_path}: open-set method {entry.get('method')!r} unknown here "
+                              f"(expected {METHOD})")
         try:
             with np.load(bundle_path / entry["file"], allow_pickle=False) as f:
                 bank = unit_rows(f["bank"])

@@ -353,5 +353,6 @@ def _openset_report(o: dict) -> list[str]:
         "| split | n | novel | answers refused by it | glassware answers given |", "|---|---|---|---|---|",
     ]
     for name, m in o["splits"].items():
-        lines.append(f"| {name} | {m['n']} | {100 * m['novel']:.1f}% | {100 * m['vetoed']:.1f}% | {m['glassware_answers']} |")
+        lines.append(f"| {name} | {m['n']} | {100 * m['novel']:.1f}% | {100 * m['vetoed']:.1f}% "
+                     f"| {m['glassware_answers']} |")
     return lines + [""]

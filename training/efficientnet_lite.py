@@ -127,7 +127,8 @@ def load_imagenet(model: keras.Model, path: str | Path, sha256: str | None) -> d
             layer.set_weights(arrays)
             used.update(keys)
     except KeyError as e:
-        raise GlasswareError(f"lite0 weights {path}: tensor {e.args[0]} missing (not EfficientNet-Lite0 weights?)") from None
+        raise GlasswareError(f"lite0 weights {path}: tensor {e.args[0]} missing "
+                             "(not EfficientNet-Lite0 weights?)") from None
     counters = {k for k in state if k.endswith(".num_batches_tracked")}
     unused = sorted(set(state) - used - counters)
     if any(not k.startswith("_fc.") for k in unused):

@@ -89,7 +89,8 @@ def _load(cache_dir: Path, key: str) -> FeatureSet | None:
     key_file, arrays = cache_dir / KEY_FILE, cache_dir / FEATURES_FILE
     try:
         if json.loads(key_file.read_text()).get("key") != key:
-            log.info("phase 1 features in %s are stale (split, weights or augmentation changed): recomputing", cache_dir)
+            log.info("phase 1 features in %s are stale (split, weights or augmentation changed): recomputing",
+                     cache_dir)
             return None
     except (OSError, ValueError, AttributeError):
         return None

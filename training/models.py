@@ -112,46 +112,46 @@ def make_lite0(num_classes: int, weights: str | None = "imagenet", dropout: floa
     return TransferModel(model, base, pretrained, options)
 
 
-def check_lite0_weights(weights: str | None) -> None:
-    """Fail now, with a clear error, if `weights` cannot be read: the file is missing, its sha256 is wrong, or
-    it is not a tensor state dict (read with the restricted unpickler, as for loading)."""
+def lite0_weights(weights: str | None) -> tuple[Path | None, dict]:
+    """(file or None for random init, provenance {"source", "sha256", ...}) of lite0's `--weights`; a clear error
+    if the package or the file is missing. The provenance's sha256 is what the file is checked against."""
+    from glassware.checksum import sha256_file
     from glassware.training import efficientnet_lite as lite
-    from glassware.training.torch_weights import load_state_dict
 
     if weights is None or weights == "random":
-        return
+        return None, {"source": "random"}
     if weights == "imagenet":
-        load_state_dict(lite.packaged_weights()[0], lite.WEIGHTS_SHA256)
-        return
+        return lite.packaged_weights()
     path = Path(weights).expanduser()
     if not path.is_file():
         raise GlasswareError(f"--weights {weights}: no such file (use 'imagenet', 'random' or a weights file)")
-    if path.suffix == ".pth":
-        load_state_dict(path, None)
+    return path, {"source": str(path.resolve()), "sha256": sha256_file(path)}
+
+
+def check_lite0_weights(weights: str | None) -> None:
+    """Fail now, with a clear error, if `weights` cannot be read: the file is missing, its sha256 is wrong, or
+    it is not a tensor state dict (read with the restricted unpickler, as for loading)."""
+    from glassware.training.torch_weights import load_state_dict
+
+    path, provenance = lite0_weights(weights)
+    if path is not None and path.suffix == ".pth":
+        load_state_dict(path, provenance["sha256"])
 
 
 def _load_lite0_weights(base: keras.Model, weights: str | None) -> dict:
     from glassware.training import efficientnet_lite as lite
-    from glassware.checksum import sha256_file
 
-    if weights is None or weights == "random":
-        return {"source": "random"}
-    if weights == "imagenet":
-        path, provenance = lite.packaged_weights()
-        lite.load_imagenet(base, path, lite.WEIGHTS_SHA256)
+    path, provenance = lite0_weights(weights)
+    if path is None:
         return provenance
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise GlasswareError(f"--weights {weights}: no such file (use 'imagenet', 'random' or a weights file)")
-    digest = sha256_file(path)
     if path.suffix == ".pth":
-        lite.load_imagenet(base, path, digest)  # the restricted unpickler, whatever the file's origin
+        lite.load_imagenet(base, path, provenance["sha256"])  # the restricted unpickler, whatever the file's origin
     else:
         try:
             base.load_weights(str(path))
         except Exception as e:
             raise GlasswareError(f"--weights {path}: cannot load into EfficientNet-Lite0: {e}") from e
-    return {"source": str(path.resolve()), "sha256": digest}
+    return provenance
 
 
 def logits_model(model: keras.Model) -> keras.Model:
