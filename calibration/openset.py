@@ -17,11 +17,11 @@ import numpy as np
 
 from glassware.calibration.threshold import accepted_mask
 from glassware.edge_runtime.openset import METHOD, novelty, unit_rows
+from glassware.labels import CATCH_ALL
 
 DEFAULT_K = 5
 DEFAULT_PER_CLASS = 100
 DEFAULT_QUANTILE = 0.995
-CATCH_ALL = ("background", "other")  # answers that are right for much that is not glassware: never vetoed
 
 
 def bank_rows(labels: np.ndarray, num_classes: int, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> np.ndarray:

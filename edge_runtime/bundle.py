@@ -39,10 +39,6 @@ from glassware.preprocessing import Preprocessing
 
 SCHEMA = "glassware-bundle/1"
 MANIFEST = "manifest.json"
-UNKNOWN = "unknown"
-# A class of this name means "nothing in view" (the empty bench between objects): answered like any class,
-# scored as right on frames with no object (replay). `glassware synth --count background=N` renders it.
-BACKGROUND = "background"
 
 
 def bundle_id(model: str, files: dict[str, str]) -> str:

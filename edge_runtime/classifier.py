@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from glassware.edge_runtime.backends import PROVIDER_ALIASES, open_backend
-from glassware.edge_runtime.bundle import UNKNOWN, Bundle
+from glassware.edge_runtime.bundle import Bundle
+from glassware.labels import UNKNOWN
 from glassware.edge_runtime.openset import OpenSet
 from glassware.errors import BundleError, FrameFormatError
 from glassware.preprocessing import preprocess_bytes, preprocess_frame

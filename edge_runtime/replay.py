@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from glassware.edge_runtime.bundle import BACKGROUND, UNKNOWN
+from glassware.labels import BACKGROUND, UNKNOWN
 from glassware.edge_runtime.classifier import Classifier, Prediction, measure_overhead
 from glassware.edge_runtime.sources import Frame, FrameSource, SourceError
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from glassware.edge_runtime.bundle import UNKNOWN
+from glassware.labels import UNKNOWN
 
 
 class FrameSampler:

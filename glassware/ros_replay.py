@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from glassware.edge_runtime import replay
-from glassware.edge_runtime.bundle import UNKNOWN, Bundle
+from glassware.edge_runtime.bundle import Bundle
+from glassware.labels import UNKNOWN
 from glassware.errors import GlasswareError
 from glassware.ros_env import INSTALL, ros_environment
 

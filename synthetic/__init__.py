@@ -1,6 +1,6 @@
 """glassware.synthetic"""
 
-from glassware.edge_runtime.bundle import BACKGROUND
+from glassware.labels import BACKGROUND
 
 # The paper's Table 2: flasks A-D, disinfectant bottle E, blue-gel bottles F and G, drinking glass J, and
 # `other` (unrelated vessels and controls; Vector-LabPics in the paper).

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from glassware.edge_runtime.backends import open_backend
-from glassware.edge_runtime.bundle import UNKNOWN, Bundle
+from glassware.edge_runtime.bundle import Bundle
+from glassware.labels import UNKNOWN
 from glassware.edge_runtime.classifier import INT8_WEIGHTS, Classifier, measure_overhead
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
 from glassware.errors import BundleError, FrameFormatError, ImageDecodeError
