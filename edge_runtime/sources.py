@@ -35,6 +35,22 @@ class SourceError(GlasswareError):
     """A replay source that is missing or cannot be opened at all."""
 
 
+def image_topic(path: Path | str, topics: dict[str, str], wanted: str | None = None, option: str = "--topic") -> str:
+    """The camera topic of a bag with `topics` {name: message type}: `wanted` if given, else its only Image or
+    CompressedImage topic. Several image topics are an error listing them: guessing could replay the wrong camera
+    without anyone noticing, while naming one with `option` costs a single re-run."""
+    images = sorted(name for name, msgtype in topics.items() if msgtype in (IMAGE_MSG, COMPRESSED_MSG))
+    if wanted:
+        if wanted not in images:
+            raise SourceError(f"{path}: no Image/CompressedImage topic {wanted!r}; image topics: {images or 'none'}")
+        return wanted
+    if not images:
+        raise SourceError(f"{path}: no Image or CompressedImage topic; topics: {sorted(topics) or 'none'}")
+    if len(images) > 1:
+        raise SourceError(f"{path}: {len(images)} image topics {images}; choose one with {option}")
+    return images[0]
+
+
 class Frame(NamedTuple):
     stamp_s: float  # the frame's own clock (video: index / fps; bag: header stamp)
     data: np.ndarray | bytes  # raw frame (H, W, C) or encoded image bytes
@@ -185,22 +201,9 @@ class RosbagSource(FrameSource):
         except ReaderError as e:
             self.damage = str(e)
             topics = {name: (msgtype, 0) for name, msgtype, _, _ in self._salvaged(topics_only=True)}
-        self.topic, self.msgtype = self._pick_topic(topics, topic)
+        self.topic = image_topic(path, {name: msgtype for name, (msgtype, _) in topics.items()}, topic)
+        self.msgtype = topics[self.topic][0]
         self.expected = None if self.damage else topics[self.topic][1]
-
-    def _pick_topic(self, topics: dict[str, tuple[str, int]], wanted: str | None) -> tuple[str, str]:
-        images = {t: v for t, v in topics.items() if v[0] in (IMAGE_MSG, COMPRESSED_MSG)}
-        if wanted is not None:
-            if wanted not in images:
-                raise SourceError(f"{self.path}: no Image/CompressedImage topic {wanted!r}; has {sorted(images)}")
-            return wanted, images[wanted][0]
-        if not images:
-            raise SourceError(f"{self.path}: no Image or CompressedImage topic; topics: {sorted(topics)}")
-        chosen = max(sorted(images), key=lambda t: images[t][1])  # the busiest; ties: first by name
-        if len(images) > 1:
-            others = sorted(set(images) - {chosen})
-            log.info("%s: replaying %s (others: %s; choose with --topic)", self.path, chosen, others)
-        return chosen, images[chosen][0]
 
     def _frames(self) -> Iterator[Frame]:
         index = -1

@@ -21,8 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from glassware.ros_env import INSTALL, WORKSPACE, ros_environment
-from ros_harness import start_classifier, wait_until
+from ros_harness import INSTALL, WORKSPACE, ros_environment, start_classifier, wait_until
 
 REFERENCE_FORMAT = "tflite_int8"
 

@@ -10,8 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from glassware.ros_env import INSTALL
-from ros_harness import STARTUP_S, header, start_classifier, wait_until
+from ros_harness import INSTALL, STARTUP_S, header, start_classifier, wait_until
 
 pytestmark = pytest.mark.ros
 

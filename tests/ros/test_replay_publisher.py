@@ -116,7 +116,7 @@ def test_image_folder_replays_its_files_untouched(start_ros, probe, tmp_path):
 def test_unreadable_source_exits_with_a_clear_error(source, ros_env, tmp_path):
     import subprocess
 
-    from glassware.ros_env import INSTALL
+    from ros_harness import INSTALL
 
     (tmp_path / "not_a_video.mp4").write_text("hello")
     (tmp_path / "empty_bag").mkdir()

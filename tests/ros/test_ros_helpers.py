@@ -98,3 +98,26 @@ def test_bag_sources_refuse_unreadable_input(tmp_path):
     assert is_bag(tmp_path / "bag") and is_bag(tmp_path / "x.mcap") and not is_bag(tmp_path / "x.mp4")
     with pytest.raises(SourceError, match="not a readable rosbag2"):
         bag_topic(tmp_path / "bag")
+
+
+def test_one_rule_picks_a_bags_camera_topic_for_replay_and_the_replay_publisher(tmp_path):
+    """The topic named wins; else the only image topic; several are an error that lists them."""
+    from glassware.edge_runtime.sources import SourceError, open_source
+    from glassware_vision.sources import bag_topic
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.LATEST)
+    image = "sensor_msgs/msg/Image"
+    for name, topics in {"one": ["/cam/a", "/chatter"], "two": ["/cam/a", "/cam/b", "/chatter"]}.items():
+        with Writer(tmp_path / name, version=9) as writer:
+            for topic in topics:
+                writer.add_connection(topic, "std_msgs/msg/String" if topic == "/chatter" else image, typestore=store)
+    assert bag_topic(tmp_path / "one") == open_source(tmp_path / "one").topic == "/cam/a"
+    assert bag_topic(tmp_path / "two", "/cam/b") == open_source(tmp_path / "two", "/cam/b").topic == "/cam/b"
+    with pytest.raises(SourceError, match=r"2 image topics \['/cam/a', '/cam/b'\]; choose one with the bag_topic"):
+        bag_topic(tmp_path / "two")
+    with pytest.raises(SourceError, match=r"2 image topics .*; choose one with --topic"):
+        open_source(tmp_path / "two")
+    with pytest.raises(SourceError, match=r"no Image/CompressedImage topic '/chatter'"):
+        bag_topic(tmp_path / "one", "/chatter")

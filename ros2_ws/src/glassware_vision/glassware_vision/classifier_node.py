@@ -19,7 +19,7 @@ from glassware.edge_runtime.classifier import Classifier
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
 from glassware.errors import BundleError, FrameFormatError, ImageDecodeError
 from glassware_vision_msgs.msg import Classification
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -27,6 +27,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from glassware_vision.messages import bgr_of, classification_msg, draw_label, frame_of, image_msg
+from glassware_vision.parameters import PARAMETERS
 from glassware_vision.spin import run_node
 from glassware_vision.stats import StreamStats, diagnostic_status
 
@@ -36,55 +37,30 @@ SENSOR_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=Re
 LOG_THROTTLE_S = 5.0
 
 
-def _describe(description: str, read_only: bool = False, **ranges) -> ParameterDescriptor:
-    return ParameterDescriptor(description=description, read_only=read_only, **ranges)
-
-
 class ClassifierNode(Node):
     def __init__(self) -> None:
         super().__init__("glassware_classifier")
         self._stopping = threading.Event()  # destroy_node sets it; rclpy may call that even after a failed start
         self._worker: threading.Thread | None = None
-        bundle = self.declare_parameter("bundle", "", _describe("model bundle directory (with manifest.json)", True)).value
-        model_format = self.declare_parameter(
-            "format", "auto", _describe("bundle format, e.g. tflite_int8 or onnx_fp32; auto = fastest passing one", True)).value
-        threads = self.declare_parameter("threads", 1, _describe(
-            "inference threads", True, integer_range=[IntegerRange(from_value=1, to_value=64, step=1)])).value
-        providers = self.declare_parameter(
-            "providers", "", _describe("ONNX Runtime execution providers, comma-separated (e.g. tensorrt,cuda,cpu); "
-                                       "empty = CPU", True)).value
-        self._compressed = self.declare_parameter(
-            "compressed", False, _describe("subscribe to sensor_msgs/CompressedImage instead of Image", True)).value
-        smoothing = self.declare_parameter(
-            "smoothing", True, _describe("smooth labels over recent frames (LabelSmoother)", True)).value
-        debug_image = self.declare_parameter(
-            "publish_debug_image", False, _describe("publish ~/debug_image: the frame with its label drawn", True)).value
-
+        declared = {p.name: self.declare_parameter(p.name, Parameter.Type.DOUBLE if p.default is None else p.default,
+                                                   p.descriptor()).value for p in PARAMETERS}
+        bundle, providers, threshold = declared["bundle"], declared["providers"], declared["threshold"]
+        self._compressed = declared["compressed"]
         if not bundle:
             raise BundleError("parameter 'bundle' is not set: pass -p bundle:=/path/to/bundle")
-        self._classifier = Classifier(bundle, format=model_format, threads=threads,
+        self._classifier = Classifier(bundle, format=declared["format"], threads=declared["threads"],
                                       providers=[p.strip() for p in providers.split(",") if p.strip()] or None)
         self._class_names = self._classifier.bundle.class_names
         self._bundle_id = self._classifier.bundle.bundle_id
 
-        # Declared without a default: only a value actually given replaces the bundle's per-class thresholds
-        threshold = self.declare_parameter("threshold", Parameter.Type.DOUBLE, _describe(
-            "calibrated confidence below which the label is 'unknown', for every class (default: the bundle's "
-            "calibrated thresholds, one per class; the parameter then shows the bundle's global one)",
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])).value
-        max_rate_hz = self.declare_parameter("max_rate_hz", 0.0, _describe(
-            "classify at most this many frames per second; 0 = every frame the model keeps up with",
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0, step=0.0)])).value
-        alpha = self.declare_parameter("smoothing_alpha", LabelSmoother.ALPHA, _describe(
-            "weight of the newest frame in the smoothed probabilities, in (0, 1]; 1 = no memory",
-            floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)])).value
         if threshold is None:  # before the on-set callback below: showing it does not override the bundle's
             self.set_parameters([Parameter("threshold", Parameter.Type.DOUBLE, self._classifier.threshold)])
         else:
             self._classifier.threshold = threshold
-        self._smoother = LabelSmoother(self._class_names, alpha=alpha, threshold=self._classifier.threshold,
-                                       thresholds=self._classifier.thresholds) if smoothing else None
-        self._sampler = FrameSampler(max_rate_hz=max_rate_hz)
+        self._smoother = LabelSmoother(self._class_names, alpha=declared["smoothing_alpha"],
+                                       threshold=self._classifier.threshold,
+                                       thresholds=self._classifier.thresholds) if declared["smoothing"] else None
+        self._sampler = FrameSampler(max_rate_hz=declared["max_rate_hz"])
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._latest = LatestFrame()
@@ -92,7 +68,7 @@ class ClassifierNode(Node):
         self._last_bad = ""
         self.failed = False
         self._publisher = self.create_publisher(Classification, "~/classification", 10)
-        self._debug_publisher = self.create_publisher(Image, "~/debug_image", 1) if debug_image else None
+        self._debug_publisher = self.create_publisher(Image, "~/debug_image", 1) if declared["publish_debug_image"] else None
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         image_type = CompressedImage if self._compressed else Image
         self._subscription = self.create_subscription(image_type, "image", self._on_image, SENSOR_QOS)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from glassware.edge_runtime.sources import BAG_SUFFIXES, COMPRESSED_MSG, IMAGE_MSG, SourceError
+from glassware.edge_runtime.sources import BAG_SUFFIXES, COMPRESSED_MSG, IMAGE_MSG, SourceError, image_topic
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -26,14 +26,10 @@ def is_bag(path: str | Path) -> bool:
 
 
 def bag_topic(path: str | Path, topic: str = "") -> str:
-    """The image topic to replay: `topic`, or the bag's only Image/CompressedImage topic."""
+    """The image topic to replay: `topic`, or the bag's only Image/CompressedImage topic (the edge runtime's rule)."""
     with _open_bag(path) as reader:
-        images = sorted(c.topic for c in reader.connections if c.msgtype in IMAGE_TYPES)
-    if topic and topic not in images:
-        raise SourceError(f"{path}: no image topic {topic!r}; image topics: {images or 'none'}")
-    if not topic and len(images) != 1:
-        raise SourceError(f"{path}: {len(images)} image topics {images}; choose one with bag_topic")
-    return topic or images[0]
+        topics = {c.topic: c.msgtype for c in reader.connections}
+    return image_topic(path, topics, topic, option="the bag_topic parameter")
 
 
 def bag_messages(path: str | Path, topic: str) -> Iterator[tuple[float, Image | CompressedImage]]:

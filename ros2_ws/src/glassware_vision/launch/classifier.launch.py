@@ -13,20 +13,9 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-SHARE = FindPackageShare("glassware_vision")
+from glassware_vision.parameters import PARAMETERS
 
-# name -> (type, description) of the node parameters a launch argument can override
-OVERRIDES = {
-    "bundle": (str, "model bundle directory made by `glassware export` (required)"),
-    "format": (str, "bundle format: tflite_int8, tflite_fp32, onnx_int8, ... or auto"),
-    "threads": (int, "inference threads"),
-    "providers": (str, "ONNX formats: execution providers, comma-separated (tensorrt,cuda,cpu)"),
-    "compressed": (bool, "true: image_topic carries sensor_msgs/CompressedImage"),
-    "max_rate_hz": (float, "classify at most this many frames per second (0 = no limit)"),
-    "threshold": (float, "abstention threshold 0..1 for every class (default: the bundle's, one per class)"),
-    "smoothing": (bool, "smooth labels over recent frames"),
-    "publish_debug_image": (bool, "publish ~/debug_image with the label drawn"),
-}
+SHARE = FindPackageShare("glassware_vision")
 
 
 def launch_arguments():
@@ -41,8 +30,8 @@ def launch_arguments():
         DeclareLaunchArgument("large_images", default_value="false",
                               description="true: use config/fastdds_large_images.xml (raw 640x480 and larger "
                                           "frames, every process on this machine; see the package README)"),
-        *[DeclareLaunchArgument(name, default_value="", description=f"{text} (empty: from params_file)")
-          for name, (_, text) in OVERRIDES.items()],
+        *[DeclareLaunchArgument(p.name, default_value="", description=f"{p.description} (empty: from params_file)")
+          for p in PARAMETERS],
     ]
 
 
@@ -57,8 +46,8 @@ def large_images_profile():
 
 
 def classifier_node(context):
-    overrides = {name: ParameterValue(LaunchConfiguration(name), value_type=kind)
-                 for name, (kind, _) in OVERRIDES.items() if LaunchConfiguration(name).perform(context) != ""}
+    overrides = {p.name: ParameterValue(LaunchConfiguration(p.name), value_type=p.type)
+                 for p in PARAMETERS if LaunchConfiguration(p.name).perform(context) != ""}
     return [Node(
         package="glassware_vision",
         executable="classifier_node",

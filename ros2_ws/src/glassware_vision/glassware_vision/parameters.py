@@ -1,0 +1,54 @@
+"""The classifier node's parameters, in one table.
+
+The node declares its parameters from it, classifier.launch.py makes one launch argument of each, and a test
+holds config/classifier.yaml and the README to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from glassware.edge_runtime.stream import LabelSmoother
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: bool | int | float | str | None  # None: no default (only a value given counts); `kind` is the type
+    description: str
+    run_time: bool = False  # changeable while the node runs; otherwise read-only
+    low: float | None = None  # inclusive range of a number
+    high: float | None = None
+    kind: type | None = None
+
+    @property
+    def type(self) -> type:
+        return self.kind or type(self.default)
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(description=self.description, read_only=not self.run_time)
+        if self.type is int and self.low is not None:
+            descriptor.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
+        elif self.type is float and self.low is not None:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=self.low, to_value=self.high, step=0.0)]
+        return descriptor
+
+
+PARAMETERS = (
+    Param("bundle", "", "model bundle directory made by `glassware export` (required)"),
+    Param("format", "auto", "bundle format (tflite_int8, onnx_fp32, ...); auto = the fastest passing int8 one, "
+                            "timed at start-up"),
+    Param("threads", 1, "inference threads", low=1, high=64),
+    Param("providers", "", "ONNX formats: execution providers, comma-separated (e.g. tensorrt,cuda,cpu); "
+                           "empty = CPU"),
+    Param("compressed", False, "subscribe to sensor_msgs/CompressedImage (JPEG/PNG) instead of Image"),
+    Param("smoothing", True, "smooth labels over recent frames"),
+    Param("publish_debug_image", False, "publish ~/debug_image: the frame with its label drawn"),
+    Param("threshold", None, "abstention threshold for every class: a lower calibrated confidence is answered "
+                             "'unknown' (unset: the bundle's, one per class)", True, 0.0, 1.0, kind=float),
+    Param("smoothing_alpha", LabelSmoother.ALPHA, "weight of the newest frame in the smoothed probabilities, "
+                                                  "in (0, 1]; 1 = no memory", True, 0.0, 1.0),
+    Param("max_rate_hz", 0.0, "classify at most this many frames per second; 0 = every frame the model keeps "
+                              "up with", True, 0.0, 1000.0),
+)
