@@ -25,7 +25,7 @@ FORBIDDEN_MODULES = ("tensorflow", "tf_keras", "keras")
 OPENCV_DISTRIBUTIONS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
                         "opencv-contrib-python-headless")
 EDGE_MODULES = ("numpy", "cv2", "onnxruntime", "ai_edge_litert.interpreter", "rosbags.rosbag2",
-                "glassware.edge_runtime.classifier", "glassware.export.bench", "glassware.cli")
+                "glassware.edge_runtime.classifier", "glassware.evaluation.bench", "glassware.cli")
 ROS_EXECUTABLES = ("classifier_node", "replay_publisher", "healthcheck")
 ROS_MODULES = tuple(f"glassware_vision.{name}" for name in ROS_EXECUTABLES)
 

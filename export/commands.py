@@ -1,11 +1,11 @@
-"""CLI: `glassware export` (run -> gated bundle, needs TensorFlow) and `glassware bench` (no TensorFlow)."""
+"""CLI: `glassware export` (run -> gated bundle, needs TensorFlow)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-FORMAT_NAMES = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "onnx_fp32", "onnx_int8")
+from glassware import formats
 
 
 def register(subparsers) -> None:
@@ -13,8 +13,8 @@ def register(subparsers) -> None:
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--run", required=True, type=Path, help="run directory written by `glassware train`")
     p.add_argument("--out", required=True, type=Path, help="bundle directory to create (or replace)")
-    p.add_argument("--formats", nargs="+", choices=FORMAT_NAMES, default=list(FORMAT_NAMES), metavar="FORMAT",
-                   help=f"any of: {' '.join(FORMAT_NAMES)}")
+    p.add_argument("--formats", nargs="+", choices=formats.names(), default=list(formats.names()), metavar="FORMAT",
+                   help=f"any of: {' '.join(formats.names())}")
     p.add_argument("--test", type=Path, help="held-out lab test set (class folders): the gate split")
     p.add_argument("--stress", type=Path, help="stress/new-environment set (class folders), reported too")
     p.add_argument("--calibration", type=Path, metavar="DIR",
@@ -33,18 +33,6 @@ def register(subparsers) -> None:
     p.add_argument("--representative", type=int, default=300, metavar="N", help="int8 calibration images")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_export)
-
-    b = subparsers.add_parser("bench", help="batch-1 latency of every format in bundles (runs without TensorFlow)",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    b.add_argument("--bundle", required=True, type=Path, action="append", help="bundle directory (repeatable)")
-    b.add_argument("--out", required=True, type=Path, help="folder for bench.json, bench.md, bench_latency.png")
-    b.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    b.add_argument("--runs", type=int, default=200, help="timed inferences per row")
-    b.add_argument("--warmup", type=int, default=20, help="untimed inferences first")
-    b.add_argument("--providers", default="cpu",
-                   help="ONNX Runtime providers, one row each, e.g. tensorrt,cuda,cpu (missing ones are skipped)")
-    b.add_argument("--no-keras", dest="keras", action="store_false", help="skip the Keras predict baseline")
-    b.set_defaults(func=_bench)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -68,12 +56,4 @@ def _export(args: argparse.Namespace) -> int:
         action = "kept (--keep-failed)" if args.keep_failed else "removed from the bundle"
         print(f"gate FAILED for {', '.join(failed)}: {action}")
         return 0 if args.keep_failed else 1
-    return 0
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from glassware.export.bench import bench
-
-    bench(args.bundle, args.out, threads=args.threads, runs=args.runs, warmup=args.warmup,
-          providers=[p.strip() for p in args.providers.split(",") if p.strip()], keras_baseline=args.keras)
     return 0

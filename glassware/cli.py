@@ -17,11 +17,10 @@ from glassware.errors import GlasswareError
 
 # Modules providing register(subparsers); a missing one (work in progress) is skipped, never fatal.
 COMMAND_MODULES = (
-    "glassware.demo",
     "glassware.synthetic.commands",
     "glassware.training.commands",
     "glassware.export.commands",
-    "glassware.edge_runtime.commands",
+    "glassware.evaluation.commands",
 )
 
 

@@ -27,7 +27,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def test_bench_json_has_the_documented_keys(tiny_bundle, tmp_path):
-    from glassware.export.bench import KERAS_ROW, bench
+    from glassware.evaluation.bench import KERAS_ROW, bench
 
     result = bench([tiny_bundle], tmp_path, threads=[1, 2], runs=5, warmup=1)
     assert json.loads((tmp_path / "bench.json").read_text()) == result

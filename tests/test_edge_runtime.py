@@ -448,16 +448,16 @@ NO_TF_SCRIPT = textwrap.dedent("""
     sys.meta_path.insert(0, Blocker())
     from pathlib import Path
     import numpy as np
-    from glassware.edge_runtime import backends, bundle, classifier, commands, replay, sources, stream
+    from glassware.edge_runtime import backends, bundle, classifier, replay, sources, stream
     bundle_dir, images, out = map(Path, sys.argv[1:4])
     result = {}
     for name in bundle.Bundle.load(bundle_dir).formats:
         c = classifier.Classifier(bundle_dir, format=name)
         p = c.classify_frame(np.zeros((48, 64, 3), np.uint8), "bgr8")
         result[name] = [c.backend_name, p.label, float(p.scores.sum())]
-    report = replay.run(sources.open_source(images, fps=200), classifier.Classifier(bundle_dir), out, speed=None,
-                        progress=False)
-    result["replay_classified"] = report["frames"]["classified"]
+    replayed = replay.replay(sources.open_source(images, fps=200), classifier.Classifier(bundle_dir), speed=None,
+                             progress=False)
+    result["replay_classified"] = len(replayed.records)
     from glassware.cli import main  # the command an edge install runs
     result["cli"] = main(["replay", str(images), "--bundle", str(bundle_dir), "--out", str(out / "cli"),
                           "--speed", "max", "--format", "tflite_fp32", "--no-progress"])
@@ -482,4 +482,4 @@ def test_edge_runtime_works_without_tensorflow_or_rclpy(tiny_bundle, tiny_data, 
         assert backend.startswith("ai_edge_litert" if name.startswith("tflite") else "onnxruntime:")
         assert total == pytest.approx(1, abs=1e-4)
     assert result["replay_classified"] == 5 and result["cli"] == 0
-    assert (tmp_path / "out" / "replay.json").is_file() and (tmp_path / "out" / "timeline.png").is_file()
+    assert (tmp_path / "out" / "cli" / "replay.json").is_file() and (tmp_path / "out" / "cli" / "timeline.png").is_file()

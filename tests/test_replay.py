@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from glassware.edge_runtime import replay
 from glassware.edge_runtime.classifier import Classifier
+from glassware.edge_runtime.replay import FrameRecord
 from glassware.edge_runtime.sources import SourceError, open_source
 from glassware.edge_runtime.stream import FrameSampler
+from glassware.evaluation import replay
+from glassware.evaluation.truth import Truth, accuracy, match_truth
 
 CLIP_FPS, CLIP_SIZE = 15, (320, 240)
 
@@ -55,7 +58,7 @@ def clip_frames(clip: Path) -> int:
 
 def test_video_replay_at_max_speed_reports_everything(clip, classifier, tmp_path):
     n = clip_frames(clip)
-    out = replay.run(open_source(clip), classifier, tmp_path, speed=None, truth=replay.Truth(clip.with_suffix(".csv")),
+    out = replay.run(open_source(clip), classifier, tmp_path, speed=None, truth=Truth(clip.with_suffix(".csv")),
                      progress=False)
     assert out == json.loads((tmp_path / "replay.json").read_text())
     assert out["frames"] == {"in": n, "unreadable": 0, "sampled": n, "classified": n, "dropped": 0, "bad": 0}
@@ -64,7 +67,9 @@ def test_video_replay_at_max_speed_reports_everything(clip, classifier, tmp_path
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
     assert out["throughput_fps"] > 0 and out["peak_rss_mb"] > 50
     assert out["overhead"]["frame_size"] == "320x240" and out["overhead"]["ratio"] > 0
-    assert "classifier/bare <= 1.25" in out["checks"] and "throughput >= 300 fps" in out["checks"]
+    assert [r["requirement"] for r in out["requirements"]] == ["lab_accuracy>=0.97", "stress_confidently_wrong<=0.01"]
+    assert all(r["met"] == (r["measured"] >= 0.97 if r["requirement"].startswith("lab") else r["measured"] <= 0.01)
+               for r in out["requirements"])
 
     # the accuracy figures agree with the per-frame log
     with open(tmp_path / "frames.csv") as f:
@@ -98,10 +103,9 @@ def test_accuracy_counts_background_as_right_where_nothing_is_in_view(tmp_path):
         rows.writerows([k, k / 10, label, "lab", "gap" if label == "none" else "hold"]
                        for k, label in enumerate(labels))
     smoothed = ["background", "background", "unknown", "A", "A", "A", "A", "unknown", "background", "B"]
-    log = replay.ReplayLog(index=list(range(10)), time_s=[k / 10 for k in range(10)], raw=smoothed,
-                           raw_top=smoothed, smoothed=smoothed)
-    truth = replay.Truth(truth_csv)
-    out = replay.accuracy(log, truth, replay.match_truth(log, truth, by_index=True), ["A", "B", "background"])
+    records = [FrameRecord(k, k / 10, label, label, 1.0, label, 1.0, 0.0, 0.0) for k, label in enumerate(smoothed)]
+    truth = Truth(truth_csv)
+    out = accuracy(records, truth, match_truth(records, truth, by_index=True), ["A", "B", "background"])
     assert out["known_class_frames"] == 4 and out["lab"]["smoothed_accuracy"] == 0.75
     assert out["no_object_frames"] == {"frames": 6, "smoothed_unknown": 1 / 6, "smoothed_background": 3 / 6,
                                        "smoothed_an_object": 2 / 6}
@@ -111,14 +115,16 @@ def test_cli_replay_picks_up_the_truth_beside_the_video_and_samples(clip, tiny_b
     from glassware.cli import main
 
     n = clip_frames(clip)
-    assert main(["replay", str(clip), "--bundle", str(tiny_bundle), "--out", str(tmp_path), "--speed", "max",
-                 "--every-n", "2", "--no-progress"]) == 0
+    code = main(["replay", str(clip), "--bundle", str(tiny_bundle), "--out", str(tmp_path), "--speed", "max",
+                 "--every-n", "2", "--no-progress"])
     out = json.loads((tmp_path / "replay.json").read_text())
     assert out["truth"]["truth_file"] == str(clip.with_suffix(".csv"))
     assert out["frames"]["sampled"] == out["frames"]["classified"] == (n + 1) // 2
     assert out["sampler"] == {"max_rate_hz": 0.0, "every_n": 2}
     printed = capsys.readouterr().out
     assert f"{n} / {(n + 1) // 2} / {(n + 1) // 2}" in printed and "accuracy raw / smoothed" in printed
+    lab = out["requirements"][0]  # the default requirements, measured here: the tiny model meets the lab one or not
+    assert lab["requirement"] == "lab_accuracy>=0.97" and code == (0 if lab["met"] else 1)
     assert main(["replay", str(clip), "--bundle", str(tmp_path / "no_bundle"), "--out", str(tmp_path)]) == 2
 
 
@@ -223,7 +229,7 @@ def test_rosbag_replay_with_a_bad_message_and_truth_by_time(storage, msgtype, ti
         rows.writerows([k, k / 10, names[k % len(names)], "lab", "hold"] for k in range(12))
     source = open_source(tmp_path / "bag")
     assert (source.kind, source.topic, source.msgtype) == ("rosbag2", "/camera/image", msgtype)
-    out = replay.run(source, classifier, tmp_path / "out", speed=None, truth=replay.Truth(tmp_path / "truth.csv"),
+    out = replay.run(source, classifier, tmp_path / "out", speed=None, truth=Truth(tmp_path / "truth.csv"),
                      progress=False, overhead=False)
     assert out["frames"]["in"] == 12 and out["frames"]["classified"] == 11 and out["frames"]["bad"] == 1
     assert out["truth"]["frames_matched"] == 11  # by header stamp: the 5 ms recording delay does not matter
@@ -276,4 +282,29 @@ def test_unusable_sources_raise_clear_errors(tmp_path):
         open_source(tmp_path / "notes.mp4")
     (tmp_path / "truth.csv").write_text("frame,label\n0,A\n")
     with pytest.raises(SourceError, match="missing"):
-        replay.Truth(tmp_path / "truth.csv")
+        Truth(tmp_path / "truth.csv")
+
+
+def test_requirements_are_the_users_and_decide_the_exit_code(clip, tiny_bundle, tmp_path, capsys):
+    from glassware.cli import main
+
+    base = ["replay", str(clip), "--bundle", str(tiny_bundle), "--speed", "max", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--require", "throughput_fps>=0.001",
+                 "--require", "bad_frames<=0"]) == 0
+    out = json.loads((tmp_path / "a" / "replay.json").read_text())
+    assert [r["requirement"] for r in out["requirements"]] == ["throughput_fps>=0.001", "bad_frames<=0"]
+    assert all(r["met"] for r in out["requirements"])
+    assert re.search(r"require bad_frames<=0 +met \(0\)", capsys.readouterr().out)
+    assert main([*base, "--out", str(tmp_path / "b"), "--require", "latency_p99_ms<=0"]) == 1
+    assert "NOT met" in capsys.readouterr().out
+    assert main([*base, "--out", str(tmp_path / "c"), "--require", "lab_acuracy>=0.9"]) == 2  # a typo: no replay
+    assert "unknown metric 'lab_acuracy'" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+def test_a_required_metric_the_replay_cannot_measure_is_not_met(tiny_data, classifier, tmp_path):
+    write_images(tmp_path / "images", tiny_data, 3, CLIP_SIZE)
+    out = replay.run(open_source(tmp_path / "images"), classifier, tmp_path / "out", speed=None, progress=False,
+                     overhead=False, requirements=["lab_accuracy>=0.5"])  # no truth: nothing to measure it on
+    assert out["requirements"] == [{"requirement": "lab_accuracy>=0.5", "measured": None, "met": False}]
+    assert replay.run(open_source(tmp_path / "images"), classifier, tmp_path / "out", speed=None, progress=False,
+                      overhead=False)["requirements"] == []  # the defaults apply only where measured

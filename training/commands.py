@@ -1,4 +1,4 @@
-"""CLI: `glassware train`, `glassware evaluate` and (from bench.py) `glassware bench-train`."""
+"""CLI: `glassware train` and `glassware evaluate`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from glassware.training.bench import register_bench
     from glassware.training import run
 
     _register_train(subparsers, run)
     _register_evaluate(subparsers)
-    register_bench(subparsers)
 
 
 def _register_train(subparsers, run) -> None:

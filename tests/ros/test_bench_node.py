@@ -1,21 +1,20 @@
-"""bench_node end to end, short phases: both nodes over DDS, JSON and table out. Prints the figures."""
+"""`glassware bench-node` end to end, short phases: both nodes over DDS, JSON and table out. Prints the figures."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
-
-from glassware.ros_env import INSTALL
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def test_bench_node_compares_with_the_naive_node(ros_env, tiny_bundle, tmp_path):
     pytest.importorskip("keras", reason="the naive baseline needs TensorFlow (train extra)")
-    result = subprocess.run([str(INSTALL / "glassware_vision/lib/glassware_vision/bench_node"), "--bundle",
-                             str(tiny_bundle), "--seconds", "3", "--latency-seconds", "4", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "glassware.cli", "bench-node", "--bundle", str(tiny_bundle),
+                             "--seconds", "3", "--latency-seconds", "4", "--out", str(tmp_path)],
                             env=ros_env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     print("\n" + result.stdout[result.stdout.index("| 640x480"):])

@@ -26,7 +26,6 @@ setup(
             f"classifier_node = {package_name}.classifier_node:main",
             f"replay_publisher = {package_name}.replay_publisher:main",
             f"healthcheck = {package_name}.healthcheck:main",
-            f"bench_node = {package_name}.bench_node:main",
             f"recorder = {package_name}.recorder:main",
         ],
     },

@@ -16,20 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-log = logging.getLogger("glassware.demo")
+log = logging.getLogger(__name__)
 
 # (per-class images: lab train, lab test, stress), epochs (vgg; lite0's head phase), not-glassware images per
 # kind, video seconds
 SIZES = {
-    # 300 training images per class: at equal compute (images x epochs), twice the images beat twice the
-    # epochs (VGG lab test 94.0 % vs 89.6 % at 15 x 300 vs 30 x 150); 600 x 8 did worse (README).
-    # Twice the `other` images (28 kinds of vessel in one class) gave lab test 97.7 % in one run and 94.0 % in
-    # another, against 94.6 % without: within the run-to-run noise, so not taken (README).
-    # 100 test and stress images per class: the 0.5-point int8 gate is then 4.5 images, not 2.25, and the
-    # binomial noise of every accuracy and ECE figure is 1.4x smaller than with 50. Evaluating them is cheap.
-    # As many again, held out, for the confidence calibration (export --calibration): val alone has ~15 errors.
-    # The VGG, the paper's network kept for comparison, trains 10 epochs: about lite0's training time, so the
-    # two compare at equal compute (30 epochs, 9 min: docs/measurements.md).
+    # Why these sizes (measurements in docs/results.md): at equal compute more images beat more epochs; 100
+    # test and stress images per class make the 0.5-point int8 gate 4.5 images; as many again, held out,
+    # calibrate the confidence; the paper's VGG trains about as long as lite0, so the two compare at equal
+    # compute.
     "full": {"train": 300, "test": 100, "stress": 100, "vgg_epochs": 10, "lite0_epochs": 40, "not_glassware": 40,
              "video_s": 60},
     "quick": {"train": 20, "test": 8, "stress": 8, "vgg_epochs": 3, "lite0_epochs": 5, "not_glassware": 4,
@@ -48,7 +43,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glassware import cli, report
+    from glassware import cli
+    from glassware.evaluation import report
 
     size = SIZES["quick" if args.quick else "full"]
     out: Path = args.out
@@ -57,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     seed = str(args.seed)
     timings: dict[str, float] = {}
 
-    def step(name: str, *argv: str, fresh_process: bool = False) -> None:
+    def step(name: str, *argv: str, fresh_process: bool = False, accept: tuple[int, ...] = (0,)) -> None:
         log.info("demo step %s: glassware %s", name, " ".join(argv))
         t0 = time.perf_counter()
         if fresh_process:
@@ -65,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             code = cli.main(list(argv))
         timings[name] = round(time.perf_counter() - t0, 1)
-        if code != 0:
+        if code not in accept:
             raise SystemExit(f"demo step {name!r} failed (exit {code}); see the log above")
 
     def background(n: int) -> list[str]:  # empty scenes: the robot must be able to say "nothing in view"
@@ -102,12 +98,13 @@ def run(args: argparse.Namespace) -> int:
     step("synth-video", "synth-video", "--out", str(video), "--seconds", str(size["video_s"]), "--seed", seed)
     for model in MODELS:
         step(f"replay-edge-{model}", "replay", str(video), "--bundle", str(bundles / model),
-             "--out", str(out / "replay" / model), "--speed", "max")
+             "--out", str(out / "replay" / model), "--speed", "max",
+             accept=(0, 1))  # 1: a requirement not met, which the report shows
     best = best_bundle([bundles / m for m in MODELS])
     (out / "best_bundle.txt").write_text(f"{best.name}\n")
     log.info("demo: best bundle %s (highest lab test accuracy with a format that passed the gate)", best)
     if not args.skip_ros:
-        from glassware import ros_replay
+        from glassware.evaluation import ros_replay
 
         t0 = time.perf_counter()
         ros_replay.run(video, best, out / "replay_ros")

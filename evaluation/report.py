@@ -179,7 +179,12 @@ def _replay_rows(name: str, r: dict) -> list:
             f" (truth {t.get('label_switches', {}).get('truth', '–')})",
             f"{_pct(stress.get('smoothed_unknown'))} / {_pct(stress.get('smoothed_confidently_wrong'))}",
             f"{_pct(nothing.get('smoothed_unknown'))} / {_pct(nothing.get('smoothed_background'))} / "
-            f"{_pct(nothing.get('smoothed_an_object'))}"]
+            f"{_pct(nothing.get('smoothed_an_object'))}", _requirements(r.get("requirements", []))]
+
+
+def _requirements(results: list[dict]) -> str:
+    missed = [r["requirement"] for r in results if not r["met"]]
+    return "–" if not results else "all met" if not missed else "NOT met: " + ", ".join(missed)
 
 
 def _replay_section(out: Path) -> list[str]:
@@ -196,7 +201,8 @@ def _replay_section(out: Path) -> list[str]:
     return [f"## 5. Replay of the synthetic gripper-camera video (ROS 2 node: the best bundle, {best})", "",
             _table(["path", "format", "frames in", "classified", "dropped", "bad", "latency p50 / p99 ms", "fps",
                     "raw acc (lab frames)", "smoothed acc (lab frames)", "label switches raw → smoothed",
-                    "stress: unknown / confidently wrong", "no whole object: unknown / background / an object"],
+                    "stress: unknown / confidently wrong", "no whole object: unknown / background / an object",
+                    "requirements (`replay --require`)"],
                    rows), "",
             "Accuracy is over frames whose ground truth is a known class; latency is preprocess + inference for "
             "the edge runtime and header stamp → classification received for the ROS node. Frames without a "

@@ -11,7 +11,7 @@ Two more rows say where the time goes: each input pipeline alone (batches made a
 the model alone (the same VGG on in-memory tensors, no augmentation): the ceiling of any input pipeline on
 this machine.
 
-This module imports only the standard library at load time: `register_bench` runs for every `glassware` call.
+This module imports only the standard library at load time: `register` runs for every `glassware` call.
 """
 
 from __future__ import annotations
@@ -27,13 +27,11 @@ from pathlib import Path
 
 PAPER_SIZE = (3840, 2160)  # the paper's camera frames
 PAPER_QUALITY = 90  # synthetic 4K frames at JPEG quality 90 average ~590 KB, the paper's were 626 KB
-TARGET_RATIO = 10.0
-TARGET_IMAGES_PER_SECOND = 150.0
 MARKER = "bench_images.json"  # marks a generated image folder as ours, with the arguments that made it
 
 
-def register_bench(subparsers: argparse._SubParsersAction) -> None:
-    """Add `glassware bench-train` (called by training/commands.py)."""
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `glassware bench-train`."""
     p = subparsers.add_parser(
         "bench-train",
         help="training images/s: cached tf.data pipeline vs paper-style JPEG decoding every epoch",
@@ -123,13 +121,7 @@ def bench_train(out: str | Path, data_dir: str | Path | None = None, images: int
         "model_only": model_only,
         "ratio": round(ratio, 1),
         "input_only_ratio": round(input_ratio, 1),
-        "targets": {"ratio": TARGET_RATIO, "images_per_second": TARGET_IMAGES_PER_SECOND,
-                    "met": ratio >= TARGET_RATIO and ours["steady_images_per_second"] >= TARGET_IMAGES_PER_SECOND,
-                    "input_only_met": input_ratio >= TARGET_RATIO
-                    and ours["input_only_images_per_second"] >= TARGET_IMAGES_PER_SECOND,
-                    # No input pipeline trains faster than the model alone: can this machine meet them at all?
-                    "ceiling_ratio": round(ceiling_ratio, 1),
-                    "reachable_here": ceiling_ratio >= TARGET_RATIO and ceiling >= TARGET_IMAGES_PER_SECOND},
+        "ceiling_ratio": round(ceiling_ratio, 1),  # no input pipeline trains faster than the model alone
         "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(v, 2) for v in load_before],
                     "loadavg_after": [round(v, 2) for v in os.getloadavg()], "keras": keras.__version__,
                     "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS")},
@@ -147,9 +139,8 @@ def markdown_table(result: dict) -> str:
         return (f"| {name} | {r['steady_images_per_second']:.1f} | {input_only} | {r['own_cpu_ms_per_image']:.1f} | "
                 f"{', '.join(f'{s:.2f}' for s in r['epoch_seconds'])} | {cache} | {_percent(r)} |")
 
-    def verdict(ratio, rate, met):
-        return (f"**{ratio:.1f}x** (target >= {TARGET_RATIO:.0f}x), ours {rate:.0f} images/s "
-                f"(target >= {TARGET_IMAGES_PER_SECOND:.0f}): {'met' if met else 'NOT met'}")
+    def speedup(ratio, rate):
+        return f"**{ratio:.1f}x**, ours {rate:.0f} images/s"
 
     lines = [
         f"Training benchmark: VGG, {result['train_images']} training images of {w}x{h} "
@@ -164,13 +155,13 @@ def markdown_table(result: dict) -> str:
         row("paper-style (decode every epoch)", paper, input_only=f"{paper['input_only_images_per_second']:.1f}"),
         row("model alone (in memory, no augmentation)", model),
         "",
-        f"Training, ours / paper-style: {verdict(result['ratio'], ours['steady_images_per_second'], result['targets']['met'])}.",
-        f"Input pipelines alone, ours / paper-style: {verdict(result['input_only_ratio'], ours['input_only_images_per_second'], result['targets']['input_only_met'])}.",
+        f"Training, ours / paper-style: {speedup(result['ratio'], ours['steady_images_per_second'])}.",
+        f"Input pipelines alone, ours / paper-style: "
+        f"{speedup(result['input_only_ratio'], ours['input_only_images_per_second'])}.",
         f"Ours trains at {ours['steady_images_per_second'] / model['steady_images_per_second'] * 100:.0f} % of "
         "the model-alone ceiling: beyond it only a faster CPU (or GPU) helps.",
         f"That ceiling is {model['steady_images_per_second']:.0f} images/s, "
-        f"{result['targets']['ceiling_ratio']:.1f}x the paper-style pipeline: the targets are "
-        f"{'within reach' if result['targets']['reachable_here'] else 'beyond reach'} on this machine.",
+        f"{result['ceiling_ratio']:.1f}x the paper-style pipeline: no input pipeline can beat that here.",
     ]
     return "\n".join(lines)
 

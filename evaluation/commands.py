@@ -1,4 +1,7 @@
-"""CLI: `glassware replay` (recorded video, image folder or rosbag2 through the edge classifier; no TensorFlow)."""
+"""CLI of the evaluation layer: `glassware demo`, `replay`, `bench`, `bench-train` and `bench-node`.
+
+`replay` and `bench` run on an edge install (no TensorFlow): heavy imports happen inside the handlers.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,25 @@ import argparse
 import sys
 from pathlib import Path
 
+from glassware.evaluation.requirements import DEFAULT_REQUIREMENTS, METRICS
+
+
+def parse_providers(text: str) -> list[str] | None:
+    """'tensorrt, cuda,cpu' -> ['tensorrt', 'cuda', 'cpu']; None when empty."""
+    return [p.strip() for p in text.split(",") if p.strip()] or None
+
 
 def register(subparsers) -> None:
+    from glassware.evaluation import bench_node, bench_train, demo
+
+    demo.register(subparsers)
+    _register_replay(subparsers)
+    _register_bench(subparsers)
+    bench_train.register(subparsers)
+    bench_node.register(subparsers)
+
+
+def _register_replay(subparsers) -> None:
     from glassware.edge_runtime.stream import LabelSmoother
 
     p = subparsers.add_parser(
@@ -37,8 +57,26 @@ def register(subparsers) -> None:
     p.add_argument("--min-updates", type=int, default=2, help="... for this many consecutive classified frames")
     p.add_argument("--release-margin", type=float, default=0.05,
                    help="an answered label turns unknown only below threshold minus this")
+    p.add_argument("--require", action="append", metavar="METRIC>=VALUE",
+                   help="acceptance criterion, repeatable, e.g. lab_accuracy>=0.97 or latency_p99_ms<=10; "
+                        "exit 1 when one is not met (default: " + ", ".join(DEFAULT_REQUIREMENTS)
+                        + ", where measured). Metrics: " + ", ".join(METRICS))
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_replay)
+
+
+def _register_bench(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="batch-1 latency of every format in bundles (runs without TensorFlow)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--bundle", required=True, type=Path, action="append", help="bundle directory (repeatable)")
+    p.add_argument("--out", required=True, type=Path, help="folder for bench.json, bench.md, bench_latency.png")
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--runs", type=int, default=200, help="timed inferences per row")
+    p.add_argument("--warmup", type=int, default=20, help="untimed inferences first")
+    p.add_argument("--providers", default="cpu",
+                   help="ONNX Runtime providers, one row each, e.g. tensorrt,cuda,cpu (missing ones are skipped)")
+    p.add_argument("--no-keras", dest="keras", action="store_false", help="skip the Keras predict baseline")
+    p.set_defaults(func=_bench)
 
 
 def _speed(text: str) -> float | None:
@@ -51,13 +89,17 @@ def _speed(text: str) -> float | None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from glassware.edge_runtime import replay
     from glassware.edge_runtime.classifier import Classifier
     from glassware.edge_runtime.sources import open_source
     from glassware.edge_runtime.stream import FrameSampler, LabelSmoother
+    from glassware.evaluation import replay
+    from glassware.evaluation.requirements import all_met, parse
+    from glassware.evaluation.truth import Truth
 
+    for text in args.require or ():
+        parse(text)  # a typo is an error before minutes of replay
     source = open_source(args.source, topic=args.topic, fps=args.fps)
-    providers = [p.strip() for p in args.providers.split(",") if p.strip()] or None
+    providers = parse_providers(args.providers)
     try:
         classifier = Classifier(args.bundle, format=args.format, threads=args.threads, providers=providers,
                                 threshold=args.threshold)
@@ -69,9 +111,17 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"glassware replay: error: {e}", file=sys.stderr)
         return 2
     truth_file = args.truth or (args.source.with_suffix(".csv") if source.kind == "video" else None)
-    truth = replay.Truth(truth_file) if truth_file and (args.truth or truth_file.is_file()) else None
+    truth = Truth(truth_file) if truth_file and (args.truth or truth_file.is_file()) else None
     out = replay.run(source, classifier, args.out, speed=args.speed, sampler=sampler, smoother=smoother,
-                     truth=truth, progress=args.progress)
+                     truth=truth, progress=args.progress, requirements=args.require)
     print(replay.summary_table(out))
     print(f"wrote {args.out / 'replay.json'}, {args.out / 'frames.csv'}, {args.out / 'timeline.png'}")
+    return 0 if all_met(out["requirements"]) else 1
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from glassware.evaluation.bench import bench
+
+    bench(args.bundle, args.out, threads=args.threads, runs=args.runs, warmup=args.warmup,
+          providers=parse_providers(args.providers) or [], keras_baseline=args.keras)
     return 0

@@ -1,6 +1,8 @@
-"""bench_node: classifier_node against a naive rclpy + Keras node, both as real processes over DDS on this machine.
+"""`glassware bench-node`: classifier_node against a naive rclpy + Keras node, as real processes over DDS here.
 
-    ros2 run glassware_vision bench_node --bundle BUNDLE [--seconds 10] [--latency-seconds 30] [--out DIR]
+    glassware bench-node --bundle BUNDLE [--seconds 10] [--latency-seconds 30] [--out DIR]
+
+(in a shell with the ROS 2 workspace sourced: `source ros2_ws/install/setup.bash`).
 
 Each node runs alone, one after the other, fed 640x480 bgr8 frames by this process (a reliable publisher,
 as camera drivers are):
@@ -9,7 +11,8 @@ as camera drivers are):
   30 Hz      a camera's rate; end-to-end latency = time the result is received - the frame's header stamp
 The naive node is what a first attempt looks like: default QoS (reliable, depth 10) and Keras `predict` on
 every message inside the subscription callback. A third, the echo node, answers every frame at once without
-classifying it (classifier_node's QoS): the floor that DDS and rclpy alone set for any Python node here. It needs the bundle's .keras file and TensorFlow (`train`
+classifying it (classifier_node's QoS): the floor that DDS and rclpy alone set for any Python node here.
+Both baselines are in `baseline_nodes`. The naive node needs the bundle's .keras file and TensorFlow (`train`
 extra). The machine is shared and noisy: compare the two nodes measured in the same run, not across runs.
 Prints JSON and a table; writes bench_node.json into --out.
 """
@@ -30,24 +33,22 @@ import numpy as np
 
 FRAME_SIZE = (640, 480)
 STARTUP_S = 180.0  # the naive node imports TensorFlow
+BASELINES = "glassware.evaluation.baseline_nodes"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench_node", description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", type=Path, required=True, help="bundle with a tflite/onnx format and a .keras model")
-    parser.add_argument("--format", default="auto",
-                        help="format classifier_node runs (default auto: the fastest passing format with int8 weights here)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="saturation phase length per node")
-    parser.add_argument("--latency-seconds", type=float, default=30.0, help="30 Hz phase length per node")
-    parser.add_argument("--out", type=Path, help="folder for bench_node.json")
-    parser.add_argument("--naive-node", action="store_true", help=argparse.SUPPRESS)  # runs the naive node itself
-    parser.add_argument("--echo-node", action="store_true", help=argparse.SUPPRESS)  # runs the echo node itself
-    args, ros_args = parser.parse_known_args(argv)
-    if args.naive_node or args.echo_node:
-        from glassware_vision.spin import run_node
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench-node", help="the ROS 2 classifier_node against a naive rclpy + Keras node "
+                                                 "and an echo node, over DDS (ROS 2 workspace sourced)")
+    p.add_argument("--bundle", type=Path, required=True, help="bundle with a tflite/onnx format and a .keras model")
+    p.add_argument("--format", default="auto",
+                   help="format classifier_node runs (default auto: the fastest passing format with int8 weights here)")
+    p.add_argument("--seconds", type=float, default=10.0, help="saturation phase length per node")
+    p.add_argument("--latency-seconds", type=float, default=30.0, help="30 Hz phase length per node")
+    p.add_argument("--out", type=Path, help="folder for bench_node.json")
+    p.set_defaults(func=_command)
 
-        make = (lambda: _naive_node(args.bundle)) if args.naive_node else _echo_node
-        return run_node(make, [sys.argv[0], *ros_args])
+
+def _command(args: argparse.Namespace) -> int:
     results = run(args.bundle, args.format, args.seconds, args.latency_seconds)
     print(json.dumps(results, indent=2))
     print(table(results))
@@ -74,10 +75,9 @@ def run(bundle: Path, model_format: str, seconds: float, latency_seconds: float)
         "classifier_node": ("bench_classifier", [sys.executable, "-m", "glassware_vision.classifier_node", "--ros-args",
                                                  "-p", f"bundle:={bundle}", "-p", f"format:={model_format}",
                                                  "-p", "smoothing:=false"]),
-        "naive_node": ("bench_naive", [sys.executable, "-m", "glassware_vision.bench_node", "--naive-node",
-                                       "--bundle", str(bundle), "--ros-args"]),
-        "echo_node": ("bench_echo", [sys.executable, "-m", "glassware_vision.bench_node", "--echo-node",
-                                     "--bundle", str(bundle), "--ros-args"]),
+        "naive_node": ("bench_naive", [sys.executable, "-m", BASELINES, "naive", "--bundle", str(bundle),
+                                       "--ros-args"]),
+        "echo_node": ("bench_echo", [sys.executable, "-m", BASELINES, "echo", "--ros-args"]),
     }
     figures: dict = {"frame": f"{FRAME_SIZE[0]}x{FRAME_SIZE[1]} bgr8", "seconds": seconds,
                      "latency_seconds": latency_seconds, "bundle": str(bundle), "format": model_format,
@@ -249,55 +249,6 @@ class Feeder:
             self._answered.notify()
 
 
-def _naive_node(bundle: Path):
-    """The baseline: Keras `predict` per message in the callback, default QoS. Not for production."""
-    import keras
-    import rclpy
-    from glassware.edge_runtime.bundle import Bundle
-    from glassware.errors import BundleError
-    from glassware.preprocessing import preprocess_frame
-    from glassware_vision_msgs.msg import Classification
-    from sensor_msgs.msg import Image
-
-    from glassware_vision.messages import frame_of
-
-    loaded = Bundle.load(bundle)
-    keras_file = next((name for name in loaded.manifest["files"] if name.endswith(".keras")), None)
-    if keras_file is None:
-        raise BundleError(f"{bundle} has no .keras model for the naive baseline")
-    model = keras.models.load_model(loaded.path / keras_file, compile=False)
-    spec, class_names = loaded.preprocessing, loaded.class_names
-    node = rclpy.create_node("naive_classifier")
-    publisher = node.create_publisher(Classification, "~/classification", 10)
-
-    def on_image(msg: Image) -> None:
-        start = time.perf_counter()
-        x = preprocess_frame(frame_of(msg), msg.encoding, spec)[None].astype(np.float32)
-        scores = model.predict(x, verbose=0)[0]
-        top = int(np.argmax(scores))
-        publisher.publish(Classification(header=msg.header, label=class_names[top], raw_label=class_names[top],
-                                         confidence=float(scores[top]), class_names=class_names,
-                                         inference_ms=(time.perf_counter() - start) * 1e3, model_format="keras"))
-
-    node.create_subscription(Image, "image", on_image, 10)
-    return node
-
-
-def _echo_node():
-    """The floor: answers each frame at once with its header, no classification; classifier_node's QoS."""
-    import rclpy
-    from glassware_vision_msgs.msg import Classification
-    from sensor_msgs.msg import Image
-
-    from glassware_vision.classifier_node import SENSOR_QOS
-
-    node = rclpy.create_node("echo")
-    publisher = node.create_publisher(Classification, "~/classification", 10)
-    node.create_subscription(Image, "image", lambda msg: publisher.publish(
-        Classification(header=msg.header, label="echo", model_format="echo")), SENSOR_QOS)
-    return node
-
-
 def table(figures: dict) -> str:
     ours, naive, echo = figures["classifier_node"], figures["naive_node"], figures["echo_node"]
     rows = [
@@ -321,7 +272,3 @@ def table(figures: dict) -> str:
     lines.append(f"classifier_node classifies {figures['speedup_classified_fps']:.1f}x the naive node's frames/s "
                  f"(same run; load average {figures['load_average_1min']:.1f} on {os.cpu_count()} cores)")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
