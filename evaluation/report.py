@@ -91,6 +91,60 @@ def _summary_section(out: Path) -> list[str]:
             "are in section 3.", ""]
 
 
+def headline(out: Path, timings: dict[str, float]) -> list[str]:
+    """The few figures a user asks first, per model: the table the README quotes, dated, with the machine."""
+    bench = _load(out / "bench" / "bench.json") or {}
+    best = (out / "best_bundle.txt").read_text().strip() if (out / "best_bundle.txt").exists() else None
+    ros = _load(out / "replay_ros" / "replay.json") if best else None
+    columns, rows = [], {}
+
+    def add(label: str, value: str) -> None:
+        rows.setdefault(label, []).append(value)
+
+    for model in _models(out):
+        r, m = _load(out / "runs" / model / "run.json"), _load(out / "bundles" / model / "manifest.json")
+        if not (r and m):
+            continue
+        columns.append(model)
+        ref, cal = m["reference"]["metrics"], m["calibration"]
+        openset = m.get("openset", {}).get("splits", {})
+        add("training (min)", f"{r['train_seconds'] / 60:.1f}")
+        add("lab test / stress accuracy", " / ".join(_pct(ref.get(s, {}).get("accuracy")) for s in ("test", "stress")))
+        add("answered at the precision target, lab / stress images",
+            " / ".join(_pct(_answered(cal, openset, s)) for s in ("test", "stress"))
+            + f" (precision {' / '.join(_pct(cal['splits'].get(s, {}).get('precision')) for s in ('test', 'stress'))})")
+        not_glass = openset.get("not_glassware", {})
+        add("not-glassware images answered as glassware", f"{not_glass.get('glassware_answers', '–')} of "
+                                                          f"{not_glass.get('n', '–')}")
+        add("ECE after calibration, lab / stress",
+            " / ".join(_pct(cal["splits"].get(s, {}).get("ece_after")) for s in ("test", "stress")))
+        deltas = []
+        for name in ("tflite_int8", "onnx_int8"):
+            f = m["formats"].get(name, {}).get("metrics", {})
+            if "test" in f:
+                deltas.append(f"{name} " + " / ".join(f"{100 * (f[s]['accuracy'] - ref[s]['accuracy']):+.1f}"
+                                                       for s in ("test", "stress") if s in f))
+        add("int8 vs Keras, points lab / stress", "; ".join(deltas) or "–")
+        add("fastest passing format, 1 thread", _fastest(bench, m.get("bundle_id")))
+        t = (_load(out / "replay" / model / "replay.json") or {}).get("truth") or {}
+        stress = t.get("stress", {})
+        answered = None if stress.get("smoothed_unknown") is None else 1 - stress["smoothed_unknown"]
+        add("demo video: lab frames right / stress frames answered (wrong)",
+            f"{_pct(t.get('lab', {}).get('smoothed_accuracy'))} / {_pct(answered)} "
+            f"({_pct(stress.get('smoothed_confidently_wrong'))})")
+        if ros and best == model:
+            p = ros["latency_ms"].get("end_to_end", {})
+            add("ROS 2 node, same video at 30 Hz: classified, latency p50 / p99",
+                f"{ros['frames']['classified']}/{ros['frames']['in']}, {p.get('p50', 0):.1f} / {p.get('p99', 0):.1f} ms")
+        else:
+            add("ROS 2 node, same video at 30 Hz: classified, latency p50 / p99", "–")
+    if not columns:
+        return []
+    total = sum(timings.values())
+    return [f"## Headline ({datetime.now(timezone.utc):%Y-%m-%d}, {machine()}; demo {total / 60:.1f} min)", "",
+            _table(["", *columns], [[label, *values] for label, values in rows.items()]), ""]
+
+
 def _thresholds(calibration: dict) -> str:
     """The abstention threshold, or the range of the per-class ones."""
     thresholds = calibration.get("class_thresholds") or [calibration["threshold"]]
@@ -216,7 +270,7 @@ def write(out: Path, timings: dict[str, float]) -> Path:
         "# glassware-vision demo report", "",
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · {machine()} · {platform.machine()} · "
         f"Python {platform.python_version()} · total {total / 60:.1f} min", "",
-        *_summary_section(out), *_data_section(out), *_training_section(out), *_export_section(out),
+        *headline(out, timings), *_summary_section(out), *_data_section(out), *_training_section(out), *_export_section(out),
         *_bench_section(out),
         *_replay_section(out),
         "## Step timings", "", _table(["step", "seconds"], [[k, v] for k, v in timings.items()]), "",
