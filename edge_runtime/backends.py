@@ -33,6 +33,16 @@ PROVIDER_ALIASES = {
 }
 
 
+def parse_providers(text: str) -> list[str] | None:
+    """'tensorrt, cuda,cpu' -> ['tensorrt', 'cuda', 'cpu'] (the command-line and ROS spelling); None when empty."""
+    return [p.strip() for p in text.split(",") if p.strip()] or None
+
+
+def execution_provider(name: str) -> str:
+    """ONNX Runtime's name for a provider given as an alias ("cuda") or by its own name."""
+    return PROVIDER_ALIASES.get(name.lower(), name)
+
+
 def open_backend(model_path: str | Path, runtime: str, threads: int = 1, providers: list[str] | None = None):
     """Open a model file on its runtime. `providers` applies to ONNX only (default: CPU)."""
     model_path = Path(model_path)
@@ -132,7 +142,7 @@ class OnnxBackend:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
-        wanted = [PROVIDER_ALIASES.get(p.lower(), p) for p in (providers or ["CPUExecutionProvider"])]
+        wanted = [execution_provider(p) for p in (providers or ["CPUExecutionProvider"])]
         available = ort.get_available_providers()
         chosen = [p for p in wanted if p in available]
         if len(chosen) < len(wanted):

@@ -17,8 +17,8 @@ manifest.json:
                        "class_thresholds": [float, ...] (one per class, optional), ...}
                                       a top probability below the threshold of its class is answered `unknown`;
                                       without class_thresholds, `threshold` is every class's
-    formats           {name: {"file", "runtime": "tflite"|"onnx", "precision": "fp32"|"fp16"|"dynamic"|"int8",
-                              "input_dtype": "float32"|"uint8"|"int8", "metrics": {...}, "gate": "pass"|"fail"}}
+    formats           {name: {"file", "runtime", "precision", "input_dtype": "float32"|"uint8"|"int8", "metrics": {...},
+                              "gate": "pass"|"fail"}}   name, runtime and precision as in glassware.formats
     files             {relative path: sha256 hex}  every model file; the manifest itself is not listed
     created, source_run, glassware_version
     manifest_sha256   sha256 of the canonical JSON of all other keys: an edited manifest is refused too

@@ -17,23 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from glassware.edge_runtime.backends import PROVIDER_ALIASES, open_backend
+from glassware.edge_runtime.backends import execution_provider, open_backend
 from glassware.edge_runtime.bundle import Bundle
 from glassware.labels import UNKNOWN
 from glassware.edge_runtime.openset import OpenSet
 from glassware.errors import BundleError, FrameFormatError
+from glassware.formats import INT8_WEIGHT_PRECISIONS, preference
 from glassware.preprocessing import preprocess_bytes, preprocess_frame
 
 log = logging.getLogger(__name__)
 
-# "auto" on CPU times the passing formats with int8 weights (full int8 and dynamic-range; else all passing
-# ones) here and keeps the fastest: which wins depends on the CPU (with VNNI int8 arithmetic; without it,
-# dynamic-range's int8 weights with float arithmetic can be faster). A GPU provider takes the first that
-# opens in GPU_PREFERENCE (ONNX: TensorRT builds its own fp16 engine, too slow to build just to time it).
-CPU_PREFERENCE = ("tflite_int8", "onnx_int8", "tflite_fp32", "onnx_fp32", "tflite_fp16", "tflite_dynamic")
-INT8_WEIGHTS = ("int8", "dynamic")  # manifest precisions whose weights are int8 (4x smaller than fp32)
-AUTO_TIMING_RUNS = 15
-GPU_PREFERENCE = ("onnx_fp32", "onnx_int8", "tflite_int8", "tflite_fp32", "tflite_fp16", "tflite_dynamic")
+AUTO_TIMING_RUNS = 15  # timed inferences per candidate of format "auto" on a CPU
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
@@ -179,7 +173,14 @@ class Classifier:
 
 
 def _open_format(bundle: Bundle, name: str, threads: int, providers: list[str] | None):
-    """Open the named format, or for "auto" the best passing format that opens here (see CPU_PREFERENCE)."""
+    """Open the named format, or for "auto" the best passing format that opens here.
+
+    "auto" on CPU times the passing formats with int8 weights (full int8 and dynamic-range; else all passing
+    ones) here and keeps the fastest: which wins depends on the CPU (with VNNI int8 arithmetic; without it,
+    dynamic-range's int8 weights with float arithmetic can be faster). A GPU provider takes the first that
+    opens in the GPU order of `glassware.formats` (TensorRT builds its own engine, too slow to build just to
+    time it).
+    """
     formats = bundle.formats
     if name != "auto":
         if name not in formats:
@@ -187,14 +188,14 @@ def _open_format(bundle: Bundle, name: str, threads: int, providers: list[str] |
         if formats[name].get("gate") != "pass":
             log.warning("%s: format %s did not pass the export accuracy gate", bundle.path, name)
         return name, open_backend(bundle.file(name), formats[name]["runtime"], threads, providers)
-    on_gpu = any(PROVIDER_ALIASES.get(p.lower(), p) in GPU_PROVIDERS for p in providers or ())
-    preference = GPU_PREFERENCE if on_gpu else CPU_PREFERENCE
-    candidates = [n for n in preference if n in formats and formats[n].get("gate") == "pass"]
-    candidates += sorted(n for n in formats if n not in preference and formats[n].get("gate") == "pass")
+    on_gpu = any(execution_provider(p) in GPU_PROVIDERS for p in providers or ())
+    order = preference(on_gpu)
+    candidates = [n for n in order if n in formats and formats[n].get("gate") == "pass"]
+    candidates += sorted(n for n in formats if n not in order and formats[n].get("gate") == "pass")
     if not candidates:
         raise BundleError(f"{bundle.path}: no format passed the export accuracy gate; name one with format=...")
     if not on_gpu:
-        candidates = [n for n in candidates if formats[n].get("precision") in INT8_WEIGHTS] or candidates
+        candidates = [n for n in candidates if formats[n].get("precision") in INT8_WEIGHT_PRECISIONS] or candidates
     opened, failures = {}, []
     for candidate in candidates:
         try:

@@ -13,43 +13,21 @@ import io
 import logging
 import shutil
 import warnings
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from glassware.calibration.representative import check_pixel_range
 from glassware.errors import ExportError
+from glassware.formats import FORMATS
 
-
-@dataclass(frozen=True)
-class Format:
-    runtime: str  # "tflite" | "onnx"
-    precision: str  # "fp32" | "fp16" | "dynamic" | "int8"
-    suffix: str
-
-    @property
-    def needs_representative(self) -> bool:
-        return self.precision == "int8"
-
-    def filename(self, model: str) -> str:
-        return f"{model}_{self.precision}{self.suffix}"
-
-
-FORMATS = {
-    "tflite_fp32": Format("tflite", "fp32", ".tflite"),
-    "tflite_fp16": Format("tflite", "fp16", ".tflite"),
-    "tflite_dynamic": Format("tflite", "dynamic", ".tflite"),
-    "tflite_int8": Format("tflite", "int8", ".tflite"),
-    "onnx_fp32": Format("onnx", "fp32", ".onnx"),
-    "onnx_int8": Format("onnx", "int8", ".onnx"),
-}
 ONNX_OPSET = 17
 
 
 class Converter:
-    """Converts one Keras logits model to any of FORMATS. The SavedModel every TFLite conversion starts from
-    and the fp32 ONNX file ONNX int8 quantizes are made once, in `workdir`."""
+    """Converts one Keras logits model to any of `glassware.formats.FORMATS`. The SavedModel every TFLite
+    conversion starts from and the fp32 ONNX file ONNX int8 quantizes are made once, in `workdir`."""
 
     def __init__(self, logits_model, workdir: str | Path):
         self.model = logits_model
@@ -72,12 +50,7 @@ class Converter:
             if check_range:
                 check_pixel_range(representative)
         with _quiet():
-            if fmt.runtime == "tflite":
-                out_path.write_bytes(_tflite_bytes(self.saved_model(), fmt.precision, representative))
-            elif fmt.precision == "fp32":
-                shutil.copyfile(self.onnx_fp32(), out_path)
-            else:
-                _onnx_int8(self.onnx_fp32(), out_path, representative)
+            CONVERTERS[fmt.runtime, fmt.precision](self, out_path, representative)
         return out_path
 
     def saved_model(self) -> Path:
@@ -94,6 +67,26 @@ class Converter:
         if self._onnx_fp32 is None:
             self._onnx_fp32 = _onnx_fp32(self.model, self.workdir / "fp32.onnx")
         return self._onnx_fp32
+
+
+def _write_tflite(converter: Converter, out_path: Path, representative: np.ndarray | None, precision: str) -> None:
+    out_path.write_bytes(_tflite_bytes(converter.saved_model(), precision, representative))
+
+
+def _write_onnx_fp32(converter: Converter, out_path: Path, representative: np.ndarray | None) -> None:
+    shutil.copyfile(converter.onnx_fp32(), out_path)
+
+
+def _write_onnx_int8(converter: Converter, out_path: Path, representative: np.ndarray | None) -> None:
+    _onnx_int8(converter.onnx_fp32(), out_path, representative)
+
+
+# (runtime, precision) of a format in the table -> writer(converter, out_path, representative)
+CONVERTERS = {
+    **{("tflite", p): partial(_write_tflite, precision=p) for p in ("fp32", "fp16", "dynamic", "int8")},
+    ("onnx", "fp32"): _write_onnx_fp32,
+    ("onnx", "int8"): _write_onnx_int8,
+}
 
 
 @contextlib.contextmanager

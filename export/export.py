@@ -29,8 +29,10 @@ from glassware.calibration.threshold import (DEFAULT_TARGET_PRECISION, class_thr
 from glassware.edge_runtime.backends import open_backend
 from glassware.edge_runtime.bundle import MANIFEST, write_manifest
 from glassware.errors import ExportError
-from glassware.export.convert import FORMATS, Converter
+from glassware.export.convert import Converter
 from glassware.export.gate import gate_table, openset_metrics, run_outputs, split_metrics, verdict
+from glassware.formats import FORMATS
+from glassware.markdown import table as markdown_table
 from glassware.metrics import expected_calibration_error
 
 DEFAULT_FORMATS = tuple(FORMATS)
@@ -310,17 +312,17 @@ def _report(manifest: dict, table: str) -> str:
         f"{c['threshold_target_met']}). Both fitted on {c['fitted_on']}, {c['fitted_n']} images, "
         f"{c['fit_errors']} of them misclassified. "
         "Keras model, before → after scaling; coverage and precision at the per-class thresholds (below):", "",
-        "| split | n | ECE before | ECE after | Brier before | Brier after | NLL before | NLL after | coverage "
-        "| coverage, one threshold | precision of accepted |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for name, s in c["splits"].items():
         precision = f"{100 * s['precision']:.1f}%" if s["accepted"] else "none accepted"
         single = f"{100 * s['coverage_global']:.1f}%" if "coverage_global" in s else ""
-        lines.append(f"| {name} | {s['n']} | {100 * s['ece_before']:.2f}% | {100 * s['ece_after']:.2f}% | "
-                     f"{s['brier_before']:.4f} | {s['brier_after']:.4f} | {s['nll_before']:.3f} | {s['nll_after']:.3f} "
-                     f"| {100 * s['coverage']:.1f}% | {single} | {precision} |")
-    lines += ["", f"![reliability diagram]({RELIABILITY_PNG})", ""]
+        rows.append([name, s["n"], f"{100 * s['ece_before']:.2f}%", f"{100 * s['ece_after']:.2f}%",
+                     f"{s['brier_before']:.4f}", f"{s['brier_after']:.4f}", f"{s['nll_before']:.3f}",
+                     f"{s['nll_after']:.3f}", f"{100 * s['coverage']:.1f}%", single, precision])
+    lines += [markdown_table(["split", "n", "ECE before", "ECE after", "Brier before", "Brier after", "NLL before",
+                              "NLL after", "coverage", "coverage, one threshold", "precision of accepted"], rows),
+              "", f"![reliability diagram]({RELIABILITY_PNG})", ""]
     if "class_threshold_fit" in c:
         lines += _class_threshold_report(c, manifest["class_names"])
     if "openset" in manifest:
@@ -335,12 +337,10 @@ def _class_threshold_report(c: dict, class_names: list[str]) -> list[str]:
         "### Per-class thresholds", "",
         f"{f['method'][0].upper()}{f['method'][1:]}. On the fitting set: coverage {100 * f['coverage']:.1f}%, "
         f"{precision} (target met: {f['target_met']}).", "",
-        "| class | threshold | predicted | wrong | accepted | wrong accepted | set by |",
-        "|---|---|---|---|---|---|---|",
+        markdown_table(["class", "threshold", "predicted", "wrong", "accepted", "wrong accepted", "set by"],
+                       [[name, f"{t:.4f}", e["n"], e["errors"], e["accepted"], e["accepted_errors"], e["limited_by"]]
+                        for name, t, e in zip(class_names, c["class_thresholds"], f["classes"])]),
     ]
-    for name, t, e in zip(class_names, c["class_thresholds"], f["classes"]):
-        lines.append(f"| {name} | {t:.4f} | {e['n']} | {e['errors']} | {e['accepted']} | {e['accepted_errors']} "
-                     f"| {e['limited_by']} |")
     return lines + [""]
 
 
@@ -350,9 +350,8 @@ def _openset_report(o: dict) -> list[str]:
         f"Cosine distance to the {o['k']}th nearest of {o['bank_size']} training feature vectors ({o['bank_from']}); "
         f"threshold **{o['threshold']:.4f}**, passing {100 * o['quantile']:g}% of {o['fitted_n']} fitting images "
         f"({o['fitted_on']}). Above it an answer of {', '.join(o['applies_to'])} becomes `unknown`. Keras model:", "",
-        "| split | n | novel | answers refused by it | glassware answers given |", "|---|---|---|---|---|",
+        markdown_table(["split", "n", "novel", "answers refused by it", "glassware answers given"],
+                       [[name, m["n"], f"{100 * m['novel']:.1f}%", f"{100 * m['vetoed']:.1f}%", m["glassware_answers"]]
+                        for name, m in o["splits"].items()]),
     ]
-    for name, m in o["splits"].items():
-        lines.append(f"| {name} | {m['n']} | {100 * m['novel']:.1f}% | {100 * m['vetoed']:.1f}% "
-                     f"| {m['glassware_answers']} |")
     return lines + [""]

@@ -13,6 +13,8 @@ from glassware.calibration.openset import accepted_answers
 from glassware.calibration.temperature import scaled_probs
 from glassware.edge_runtime.openset import novelty, unit_rows
 from glassware.calibration.threshold import selective_metrics
+from glassware.formats import FORMATS
+from glassware.markdown import table as markdown_table
 from glassware.metrics import expected_calibration_error
 
 BATCH = 32
@@ -82,7 +84,7 @@ def gate_table(results: dict[str, dict], reference: dict[str, dict], split: str)
     """Markdown table: one row per format (`results`: manifest format entries, kept or not) against the
     Keras reference, on the gate split and the other evaluated splits, with the ✅/❌ verdict."""
     others = [s for s in reference if s != split]
-    fp32 = next((results[n]["size_bytes"] for n in ("tflite_fp32", "onnx_fp32") if n in results), None)
+    fp32 = next((results[n]["size_bytes"] for n, f in FORMATS.items() if f.precision == "fp32" and n in results), None)
     head = ["format", "MB", "× fp32", f"acc {split}", "Δ pts", "agree", "max Δp", f"ECE {split}"]
     head += [h for s in others for h in (f"acc {s}", f"ECE {s}")] + ["gate"]
     rows = [["keras (reference)", "", "", _pct(reference[split]["accuracy"]), "", "", "", _pct(reference[split]["ece"])]
@@ -95,8 +97,7 @@ def gate_table(results: dict[str, dict], reference: dict[str, dict], split: str)
             _pct(m[split]["agreement"]), f"{m[split]['max_prob_diff']:.3f}", _pct(m[split]["ece"]),
         ] + [v for s in others for v in (_pct(m[s]["accuracy"]), _pct(m[s]["ece"]))]
           + ["✅" if entry["gate"] == "pass" else "❌"])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    return markdown_table(head, rows)
 
 
 def _pct(x: float) -> str:

@@ -16,12 +16,13 @@ import cv2
 import numpy as np
 import pytest
 
-from glassware.edge_runtime.backends import open_backend
+from glassware.edge_runtime.backends import execution_provider, open_backend, parse_providers
 from glassware.edge_runtime.bundle import Bundle
 from glassware.labels import UNKNOWN
-from glassware.edge_runtime.classifier import INT8_WEIGHTS, Classifier, measure_overhead
+from glassware.edge_runtime.classifier import Classifier, measure_overhead
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
 from glassware.errors import BundleError, FrameFormatError, ImageDecodeError
+from glassware.formats import FORMATS, INT8_WEIGHT_PRECISIONS
 
 
 class InputSpy:
@@ -61,7 +62,7 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 def test_auto_picks_the_fastest_int8_weight_format_that_passed_the_gate(tiny_bundle, caplog):
     formats = Bundle.load(tiny_bundle).formats
-    passing_int8 = {n for n, f in formats.items() if f["precision"] in INT8_WEIGHTS and f["gate"] == "pass"}
+    passing_int8 = {n for n, f in formats.items() if f["precision"] in INT8_WEIGHT_PRECISIONS and f["gate"] == "pass"}
     assert len(passing_int8) >= 2  # the tiny bundle has several, so auto has to time them
     with caplog.at_level(logging.INFO, logger="glassware.edge_runtime.classifier"):
         classifier = Classifier(tiny_bundle)
@@ -270,9 +271,16 @@ def test_missing_or_tampered_bundle_files_are_refused(tiny_bundle, tmp_path):
         Classifier(copy)
 
 
+def test_providers_are_read_from_a_comma_separated_list():
+    assert parse_providers(" tensorrt, cuda,,cpu ") == ["tensorrt", "cuda", "cpu"]
+    assert parse_providers("") is None and parse_providers(" , ") is None
+    assert [execution_provider(p) for p in ("TRT", "cuda", "CPUExecutionProvider")] == [
+        "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
 def test_onnx_provider_list_falls_back_to_cpu_with_a_warning(tiny_bundle, caplog):
     with caplog.at_level(logging.WARNING, logger="glassware.edge_runtime.backends"):
-        classifier = Classifier(tiny_bundle, providers=["tensorrt", "cuda", "cpu"])
+        classifier = Classifier(tiny_bundle, providers=parse_providers("tensorrt,cuda,cpu"))
     assert classifier.format_name.startswith("onnx_")  # a GPU provider list prefers ONNX
     assert classifier.backend_name == "onnxruntime:CPUExecutionProvider"
     assert any("not available" in r.getMessage() for r in caplog.records)
@@ -449,8 +457,9 @@ NO_TF_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     from glassware.edge_runtime import backends, bundle, classifier, replay, sources, stream
+    from glassware.formats import FORMATS
     bundle_dir, images, out = map(Path, sys.argv[1:4])
-    result = {}
+    result = {"format_table": list(FORMATS)}
     for name in bundle.Bundle.load(bundle_dir).formats:
         c = classifier.Classifier(bundle_dir, format=name)
         p = c.classify_frame(np.zeros((48, 64, 3), np.uint8), "bgr8")
@@ -477,9 +486,10 @@ def test_edge_runtime_works_without_tensorflow_or_rclpy(tiny_bundle, tiny_data, 
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["loaded"] == [] and result["attempts"] == []  # nothing even tried to import them
+    assert result["format_table"] == list(FORMATS)
     for name in Bundle.load(tiny_bundle).formats:
         backend, label, total = result[name]
-        assert backend.startswith("ai_edge_litert" if name.startswith("tflite") else "onnxruntime:")
+        assert backend.startswith("ai_edge_litert" if FORMATS[name].runtime == "tflite" else "onnxruntime:")
         assert total == pytest.approx(1, abs=1e-4)
     assert result["replay_classified"] == 5 and result["cli"] == 0
     assert (tmp_path / "out" / "cli" / "replay.json").is_file() and (tmp_path / "out" / "cli" / "timeline.png").is_file()

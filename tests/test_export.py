@@ -85,11 +85,12 @@ def test_gate_verdict():
     assert verdict(0.99, 0.95, 1.0)[0] == "pass"  # better than Keras is never a failure
 
 
-def test_cli_format_names_match_the_converter():
-    from glassware.export.commands import FORMAT_NAMES
-    from glassware.export.convert import FORMATS
+def test_the_converters_cover_exactly_the_format_table():
+    from glassware.export.convert import CONVERTERS
+    from glassware.formats import FORMATS
 
-    assert FORMAT_NAMES == tuple(FORMATS)
+    assert {(f.runtime, f.precision) for f in FORMATS.values()} == set(CONVERTERS)
+    assert len(CONVERTERS) == len(FORMATS)  # one converter per format, none shared
 
 
 def test_export_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tiny_run, tmp_path):

@@ -1,0 +1,15 @@
+"""Markdown for the reports and docs the commands write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table: a header row, its separator, then one line per row (cells through `str`)."""
+    lines = [_row(headers), "|" + "---|" * len(headers)]
+    return "\n".join(lines + [_row(row) for row in rows])
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
