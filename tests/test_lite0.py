@@ -148,3 +148,41 @@ def test_a_corrupt_feature_cache_is_one_clear_error(tmp_path):
     shutil.rmtree(run / "checkpoints")
     (run / "run.json").unlink()
     assert glassware(*args, "--resume") == 2
+
+
+def test_init_from_a_run_with_more_data_folders(tmp_path):
+    data = write_shapes(tmp_path / "data", per_class=8, seed=7)
+    labelled = write_shapes(tmp_path / "labelled", per_class=3, seed=8, classes=("disc", "square"))
+    first = tmp_path / "first"
+    quick = ("--model", "lite0", "--batch-size", 8, "--feature-copies", 0, "--fine-tune-epochs", 0)
+    assert glassware("train", "--data", data, "--out", first, "--epochs", 3, *quick) == 0
+    # A learning rate too small to move anything: the new run answers as the one it started from.
+    second = tmp_path / "second"
+    assert glassware("train", "--data", data, "--data", labelled, "--init-from", first, "--out", second,
+                     "--epochs", 1, "--learning-rate", 1e-12, *quick) == 0
+    info = json.loads((second / "run.json").read_text())
+    assert info["extra_data"] == [str(labelled.resolve())]
+    assert info["model_options"]["init_from"]["run"] == str(first.resolve())
+    assert len(info["model_options"]["init_from"]["model_sha256"]) == 64
+    split = info["splits"]["train"] + info["splits"]["val"]
+    assert sum(p.startswith(str(labelled.resolve())) for p in split) == 6 and len(split) == 3 * 8 + 6
+    from glassware.training.run import load_run
+
+    x = load_run(first).split("val")[0][:6].astype("float32")
+    before, after = load_run(first).model().predict(x, verbose=0), load_run(second).model().predict(x, verbose=0)
+    assert np.allclose(before, after, atol=1e-4)
+
+
+def test_init_from_and_extra_data_errors_are_clear_and_leave_nothing(tmp_path, capsys):
+    data = write_shapes(tmp_path / "data", per_class=4, seed=9)
+    vgg = tmp_path / "vgg"
+    assert glassware("train", "--data", data, "--out", vgg, "--model", "vgg", "--epochs", 1) == 0
+    out = tmp_path / "out"
+    assert glassware("train", "--data", data, "--out", out, "--model", "lite0", "--init-from", vgg) == 2
+    assert "is a vgg run; this run is lite0" in capsys.readouterr().err and not out.exists()
+    assert glassware("train", "--data", data, "--out", out, "--model", "lite0", "--init-from", tmp_path) == 2
+    assert "not a finished training run" in capsys.readouterr().err and not out.exists()
+    odd = write_shapes(tmp_path / "odd", per_class=2, seed=1, classes=("disc",))
+    (odd / "disc").rename(odd / "hexagon")
+    assert glassware("train", "--data", data, "--data", odd, "--out", out, "--model", "vgg", "--epochs", 1) == 2
+    assert "['hexagon'] are not classes of the first --data folder" in capsys.readouterr().err

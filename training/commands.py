@@ -18,7 +18,12 @@ def _register_train(subparsers, run) -> None:
     """Options mirror `run.TrainConfig`, whose defaults they show."""
     d = {f.name: f.default for f in dataclasses.fields(run.TrainConfig)}
     p = subparsers.add_parser("train", help="train the paper's VGG CNN, or EfficientNet-Lite0 / MobileNet from ImageNet, on a folder of class sub-folders")
-    p.add_argument("--data", required=True, dest="data_dir", help="dataset: one sub-folder of images per class")
+    p.add_argument("--data", required=True, action="append", dest="data_dir",
+                   help="dataset: one sub-folder of images per class; repeat it to add folders of the same classes "
+                        "(e.g. frames labelled on the robot)")
+    p.add_argument("--init-from", metavar="RUN",
+                   help="start from the weights of this run (same model and classes): adapting a deployed model "
+                        "to new data, with old and new --data together so that it keeps what it knew")
     p.add_argument("--out", required=True, help="run directory to create (must be new or empty unless --resume)")
     p.add_argument("--model", choices=run.MODELS, default=d["model"], help="(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d["epochs"],
@@ -72,7 +77,9 @@ def _register_evaluate(subparsers) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     names = {f.name for f in dataclasses.fields(args.config_class)}
-    config = args.config_class(**{k: v for k, v in vars(args).items() if k in names})  # validates before TF loads
+    options = {k: v for k, v in vars(args).items() if k in names}
+    options["data_dir"], options["extra_data"] = args.data_dir[0], args.data_dir[1:]
+    config = args.config_class(**options)  # validates before TF loads
 
     from glassware.training.train import summary_table, train
 

@@ -78,12 +78,14 @@ def prepare_data(
     val_fraction: float = 0.15,
     seed: int = 0,
     workers: int | None = None,
+    extra_dirs: tuple = (),
 ) -> PreparedData:
-    """Scan, decode once, split per class and check for leaks; reuse `cache_dir` when nothing changed."""
+    """Scan, decode once, split per class and check for leaks; reuse `cache_dir` when nothing changed.
+    `extra_dirs`: more class folders of the same classes (e.g. frames labelled on the robot), merged in."""
     if not 0 < val_fraction < 1:
         raise GlasswareError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     data_dir, cache_dir = Path(data_dir), Path(cache_dir)
-    scan = scan_dataset(data_dir)
+    scan = scan_dataset(data_dir, extra_dirs)
     key = _cache_key(data_dir, scan, spec, val_fraction, seed)
     start = time.perf_counter()
     data = _load_cache(cache_dir, key)
@@ -95,8 +97,12 @@ def prepare_data(
     return data
 
 
-def scan_dataset(data_dir: str | Path) -> Scan:
-    """List the image files of each class folder (sorted); raise DatasetError if there is nothing to train on."""
+def scan_dataset(data_dir: str | Path, extra_dirs: tuple = ()) -> Scan:
+    """List the image files of each class folder (sorted); raise DatasetError if there is nothing to train on.
+
+    Files of `extra_dirs` are listed by absolute path (so `data_dir / path` finds them too); their class
+    folders must be classes of `data_dir`, and an empty one adds nothing.
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DatasetError(f"dataset folder {data_dir} does not exist" if not data_dir.exists()
@@ -115,7 +121,27 @@ def scan_dataset(data_dir: str | Path) -> Scan:
                                f"({', '.join(IMAGE_SUFFIXES)}){f'; {len(others)} other files' if others else ''}")
         files += [(path, label) for path in images]
         ignored += others
-    return Scan([d.name for d in class_dirs], files, sorted(ignored))
+    class_names = [d.name for d in class_dirs]
+    for extra in map(Path, extra_dirs):
+        files += _scan_extra(extra, class_names)
+    return Scan(class_names, sorted(files), sorted(ignored))
+
+
+def _scan_extra(folder: Path, class_names: list[str]) -> list[tuple[str, int]]:
+    if not folder.is_dir():
+        raise DatasetError(f"dataset folder {folder} does not exist" if not folder.exists()
+                           else f"dataset path {folder} is not a folder")
+    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = [d.name for d in class_dirs if d.name not in class_names]
+    if unknown:
+        raise DatasetError(f"{folder}: class folders {unknown} are not classes of the first --data folder "
+                           f"({', '.join(class_names)})")
+    files = []
+    for class_dir in class_dirs:
+        images, _ = _list_class(folder, class_dir)
+        files += [((folder / path).resolve().as_posix(), class_names.index(class_dir.name)) for path in images]
+    log.info("%s: %d more images in %d class folders", folder, len(files), len(class_dirs))
+    return files
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int,

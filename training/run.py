@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from glassware.errors import GlasswareError, RunError
@@ -36,6 +36,8 @@ class TrainConfig:
     data_dir: str
     out: str
     model: str = "vgg"
+    extra_data: list[str] = field(default_factory=list)  # more class folders, merged into data_dir's
+    init_from: str | None = None  # a run of the same model and classes whose weights this one starts from
     epochs: int = 40  # mobilenet with pretrained weights: epochs of phase 1 (new head, frozen base)
     batch_size: int | None = None  # None: DEFAULT_BATCH_SIZE[model]
     learning_rate: float = 1e-3  # Adam's default (the paper's text says 0.01, which diverges for this CNN)

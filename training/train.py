@@ -56,10 +56,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     state = _open_run_dir(out, config, resume)
     if state is None and config.model == "lite0":
         models.check_lite0_weights(config.weights)  # a bad weights file fails before anything is written
+    if state is None and config.init_from:
+        _init_source(config)  # so does a wrong --init-from
     keras.utils.set_random_seed(config.seed)
     spec = Preprocessing(model_scaling=models.SCALINGS[config.model])
     data = prepare_data(config.data_dir, spec, out / "cache", val_fraction=config.val_fraction,
-                        seed=config.seed, workers=config.workers)
+                        seed=config.seed, workers=config.workers, extra_dirs=tuple(config.extra_data))
     if state and state["class_names"] != data.class_names:
         raise RunError(f"{out}: checkpoint classes {state['class_names']} differ from {data.class_names} in {config.data_dir}")
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)  # only now: bad data leaves no half-made run behind
@@ -72,6 +74,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             log.info("resuming %s after epoch %d (phase %s)", out, state["epoch"], state["phase"])
         else:
             model, model_options = _build(config, len(data.class_names))
+            if config.init_from:
+                model_options["init_from"] = _init_from(model, config, data.class_names)
             state = _new_state(config, data.class_names, model_options)
         augmentation = make_augmentation() if config.augment else None
         images = (make_dataset(data.train.x, data.train.y, config.batch_size, training=True,
@@ -115,8 +119,10 @@ def _head_features(model: keras.Model, config: TrainConfig, state: dict, data, o
     """(train, val, n train) datasets of frozen-backbone features: training images and augmented copies, val."""
     copies = config.feature_copies if config.augment else 0
     start = time.perf_counter()
+    options = state["model_options"]
+    weights = {"weights": options.get("weights_provenance", options), "init_from": options.get("init_from")}
     features = cached_features(model, out / "cache", data, copies, augmentation_config() if config.augment else None,
-                               config.seed, state["model_options"].get("weights_provenance", state["model_options"]))
+                               config.seed, weights)
     state["feature_seconds"] = round(state.get("feature_seconds", 0.0) + time.perf_counter() - start, 1)
     return (make_dataset(features.train_x, features.train_y, config.batch_size, training=True, seed=config.seed),
             make_dataset(features.val_x, features.val_y, config.batch_size, training=False), len(features.train_y))
@@ -224,7 +230,9 @@ def _open_run_dir(out: Path, config: TrainConfig, resume: bool) -> dict | None:
             raise RunError(f"{out}: checkpoints/state.json without last.keras; cannot resume (start a new --out)")
         state = json.loads(state_file.read_text())
         before = state["config"]
-        if before["model"] != config.model or Path(before["data_dir"]).resolve() != Path(config.data_dir).resolve():
+        same_data = [Path(d).resolve() for d in [before["data_dir"], *before.get("extra_data", [])]] == \
+            [Path(d).resolve() for d in [config.data_dir, *config.extra_data]]
+        if before["model"] != config.model or not same_data:
             raise RunError(f"{out} was trained with --model {before['model']} --data {before['data_dir']}; "
                            f"resume it with the same model and data")
         state["config"] = config.to_dict()
@@ -258,6 +266,32 @@ def _build(config: TrainConfig, num_classes: int) -> tuple[keras.Model, dict]:
                            "was trained in one phase ('full') with BatchNorm in training mode")
         log.warning("%s without pretrained weights: training the whole network from scratch (one phase)", config.model)
     return net.model, options
+
+
+def _init_from(model: keras.Model, config: TrainConfig, class_names: list[str]) -> dict:
+    """Copy the weights of run `config.init_from` into `model`; its provenance for run.json."""
+    from glassware.checksum import sha256_file
+
+    source = _init_source(config)
+    if source.class_names != class_names:
+        raise RunError(f"--init-from {config.init_from}: a {source.model_name} run of classes "
+                       f"{source.class_names}; this run is {config.model} of {class_names}")
+    weights = source.model().get_weights()
+    if [w.shape for w in weights] != [w.shape for w in model.get_weights()]:
+        raise RunError(f"--init-from {config.init_from}: its weights do not fit this {config.model} "
+                       f"(trained with other model options?)")
+    model.set_weights(weights)
+    log.info("weights from %s", source.model_path)
+    return {"run": str(source.path.resolve()), "model_sha256": sha256_file(source.model_path)}
+
+
+def _init_source(config: TrainConfig):
+    from glassware.training.run import load_run
+
+    source = load_run(config.init_from)
+    if source.model_name != config.model:
+        raise RunError(f"--init-from {config.init_from} is a {source.model_name} run; this run is {config.model}")
+    return source
 
 
 def _phases(config: TrainConfig, model_options: dict) -> list[Phase]:
@@ -383,6 +417,7 @@ def _run_info(model: keras.Model, config: TrainConfig, data, spec: Preprocessing
         "class_names": data.class_names,
         "preprocessing": spec.to_dict(),
         "data_dir": str(Path(config.data_dir).resolve()),
+        "extra_data": [str(Path(d).resolve()) for d in config.extra_data],
         "seed": config.seed,
         "batch_size": config.batch_size,
         "val_fraction": config.val_fraction,
