@@ -102,7 +102,8 @@ def start_classifier(start_ros, probe, bundle, name: str, compressed: bool = Fal
 
     image_topic = f"{NS}/{name}/image"
     process = start_ros("classifier_node", name=name,
-                        params={"bundle": bundle, "compressed": compressed, "smoothing": False, **params},
+                        params={"bundle": bundle, "compressed": compressed, "smoothing": False, "max_frame_age_ms": 0.0,
+                                **params},
                         remaps={"__ns": NS, "__node": name, "image": image_topic})
     publisher = probe.node.create_publisher(CompressedImage if compressed else Image, image_topic, 10)
     results_sub, results = probe.collect(Classification, f"{NS}/{name}/classification")

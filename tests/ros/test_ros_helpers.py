@@ -45,14 +45,16 @@ def test_image_and_compressed_messages_round_trip():
 
 def test_classification_message_carries_decision_and_raw_scores():
     from glassware.edge_runtime.classifier import Prediction
-    from glassware_vision.messages import classification_msg
+    from glassware_vision.messages import Decision, classification_msg
     from std_msgs.msg import Header
 
     scores = np.array([0.1, 0.7, 0.2], np.float32)
     prediction = Prediction("b", 1, 0.7, True, scores, 1.5, 0.5)
-    msg = classification_msg(Header(frame_id="cam"), prediction, "unknown", 0.45, False, True, ["a", "b", "c"],
-                             0.5, "vgg-0123456789ab", "tflite_int8")
-    assert (msg.label, msg.accepted, msg.smoothed, msg.raw_label) == ("unknown", False, True, "b")
+    decision = Decision("unknown", 0.45, False, 0.5, True, False, 12.5)
+    msg = classification_msg(Header(frame_id="cam"), prediction, decision, ["a", "b", "c"], "vgg-0123456789ab",
+                             "tflite_int8")
+    assert (msg.label, msg.accepted, msg.smoothed, msg.raw_label, msg.stale) == ("unknown", False, True, "b", False)
+    assert msg.threshold == 0.5 and msg.frame_age_ms == 12.5
     assert msg.raw_confidence == pytest.approx(0.7) and msg.confidence == pytest.approx(0.45)
     assert list(msg.class_names) == ["a", "b", "c"] and np.allclose(msg.scores, scores)
     assert (msg.bundle_id, msg.model_format, msg.header.frame_id) == ("vgg-0123456789ab", "tflite_int8", "cam")
@@ -77,8 +79,11 @@ def test_stream_stats_report_and_diagnostic_levels():
         stats.processed(float(latency), 0.5)
     stats.count("received")
     stats.count("bad")
+    stats.count("received")
+    stats.processed(float("nan"), 0.5, stale=True)  # no stamp: counted, not a latency
     report = stats.report()
-    assert (report["received"], report["processed"], report["bad"]) == (101, 100, 1)
+    assert (report["received"], report["processed"], report["bad"]) == (102, 101, 1)
+    assert (report["unstamped"], report["stale"]) == (1, 1)
     assert report["latency_p50_ms"] == pytest.approx(50.5) and report["latency_p99_ms"] == pytest.approx(99.01)
     assert report["input_rate_hz"] > 0
     status = diagnostic_status("n: c", "id", report, {"backend": "x"})

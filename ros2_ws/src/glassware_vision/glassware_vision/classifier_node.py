@@ -6,11 +6,13 @@ blocks, nothing queues, and a slow model skips frames instead of falling behind 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
 import time
 import traceback
+from typing import NamedTuple
 
 import numpy as np
 import rclpy
@@ -18,6 +20,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from glassware.edge_runtime.classifier import Classifier
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
 from glassware.errors import BundleError, FrameFormatError, ImageDecodeError
+from glassware.labels import UNKNOWN
 from glassware_vision_msgs.msg import Classification
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -26,7 +29,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from glassware_vision.messages import bgr_of, classification_msg, draw_label, frame_of, image_msg
+from glassware_vision.messages import Decision, bgr_of, classification_msg, draw_label, frame_of, image_msg
 from glassware_vision.parameters import PARAMETERS
 from glassware_vision.spin import run_node
 from glassware_vision.stats import StreamStats, diagnostic_status
@@ -35,6 +38,32 @@ from glassware_vision.stats import StreamStats, diagnostic_status
 SENSOR_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT,
                         durability=DurabilityPolicy.VOLATILE)
 LOG_THROTTLE_S = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The run-time parameters (`run_time` in the table). The on-set callback replaces the whole snapshot and the
+    worker reads it once per frame, so a frame's decision never mixes old and new values."""
+
+    threshold: float | None  # None: the bundle's per-class thresholds
+    smoothing_alpha: float
+    smoothing_reset_gap_ms: float
+    max_frame_age_ms: float
+    max_rate_hz: float
+
+
+SETTINGS = {field.name for field in dataclasses.fields(Settings)}
+
+
+class Pending(NamedTuple):
+    """A frame waiting for the worker, and the stream epoch it belongs to (a new epoch after a gap in stamps)."""
+
+    msg: Image | CompressedImage
+    epoch: int
+
+
+def stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
 
 class ClassifierNode(Node):
@@ -53,15 +82,14 @@ class ClassifierNode(Node):
         self._class_names = self._classifier.bundle.class_names
         self._bundle_id = self._classifier.bundle.bundle_id
 
-        if threshold is None:  # before the on-set callback below: showing it does not override the bundle's
+        self._settings = Settings(**{p.name: declared[p.name] for p in PARAMETERS if p.run_time})
+        if threshold is None:  # shown, yet not set: before the on-set callback, the bundle's thresholds stay
             self.set_parameters([Parameter("threshold", Parameter.Type.DOUBLE, self._classifier.threshold)])
-        else:
-            self._classifier.threshold = threshold
-        self._smoother = LabelSmoother(self._class_names, alpha=declared["smoothing_alpha"],
-                                       threshold=self._classifier.threshold,
-                                       thresholds=self._classifier.thresholds) if declared["smoothing"] else None
+        self._smoother = LabelSmoother(self._class_names) if declared["smoothing"] else None
         self._sampler = FrameSampler(max_rate_hz=declared["max_rate_hz"])
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._epoch = self._smoothed_epoch = 0
+        self._last_stamp_ns = 0
 
         self._latest = LatestFrame()
         self._stats = StreamStats()
@@ -78,15 +106,28 @@ class ClassifierNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"classifying {image_type.__name__} on {self._subscription.topic_name} with {self._bundle_id} "
-            f"({self._classifier.format_name} on {self._classifier.backend_name}), {self._thresholds_text()}, "
+            f"({self._classifier.format_name} on {self._classifier.backend_name}), "
+            f"{self._thresholds_text(self._thresholds(self._settings))}, "
             f"publishing {self._publisher.topic_name}")
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._stats.count("received")
+        if self._gap_before(stamp_ns(msg)):
+            self._epoch += 1
+            self._stats.count("gaps")
         if not self._sampler.accept(time.monotonic()):
             self._stats.count("skipped_by_rate")
-        elif self._latest.put(msg):
+        elif self._latest.put(Pending(msg, self._epoch)):
             self._stats.count("replaced")
+
+    def _gap_before(self, stamp: int) -> bool:
+        """Whether the stream breaks before this frame: its stamp jumps back, or forward by more than the gap.
+        Measured on every frame received, so neither max_rate_hz nor a slow model looks like a gap."""
+        last, self._last_stamp_ns = self._last_stamp_ns, stamp
+        if not (stamp and last):
+            return False  # unstamped frames tell nothing
+        gap_ms, limit_ms = (stamp - last) / 1e6, self._settings.smoothing_reset_gap_ms
+        return gap_ms < 0 or 0 < limit_ms < gap_ms
 
     def _work(self) -> None:
         try:
@@ -101,7 +142,8 @@ class ClassifierNode(Node):
             self.failed = True
             rclpy.try_shutdown(context=self.context)
 
-    def _classify(self, msg: Image | CompressedImage) -> None:
+    def _classify(self, pending: Pending) -> None:
+        msg, settings = pending.msg, self._settings  # one snapshot for this frame's whole decision
         try:
             if self._compressed:
                 prediction = self._classifier.classify_bytes(np.frombuffer(msg.data, np.uint8))
@@ -112,31 +154,49 @@ class ClassifierNode(Node):
             self._last_bad = str(e)
             self.get_logger().warning(f"skipped a malformed frame: {e}", throttle_duration_sec=LOG_THROTTLE_S)
             return
-        if self._smoother is None:
-            label, confidence, accepted = prediction.label, prediction.confidence, prediction.accepted
-            decided = prediction.class_index
-        else:
-            label, confidence = self._smoother.update(prediction.evidence)
-            accepted = label != Classification.UNKNOWN
-            decided = self._smoother.held
-        self._publisher.publish(classification_msg(  # the threshold of the class the decision was about
-            msg.header, prediction, label, confidence, accepted, self._smoother is not None, self._class_names,
-            self._classifier.thresholds[decided], self._bundle_id, self._classifier.format_name))
-        stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-        latency_ms = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6 if stamp_ns else math.nan
-        self._stats.processed(latency_ms, prediction.inference_ms)
-        if self._debug_publisher is not None:
-            text = f"{label} {confidence:.2f}"
-            self._debug_publisher.publish(image_msg(draw_label(bgr_of(msg), text, accepted), msg.header))
+        stamp = stamp_ns(msg)
+        age_ms = (self.get_clock().now().nanoseconds - stamp) / 1e6 if stamp else math.nan
+        decision = self._decide(prediction, settings, pending.epoch, age_ms)
+        self._publisher.publish(classification_msg(msg.header, prediction, decision, self._class_names,
+                                                   self._bundle_id, self._classifier.format_name))
+        self._stats.processed(age_ms, prediction.inference_ms, decision.stale)
+        if self._debug_publisher is not None and self._debug_publisher.get_subscription_count():
+            text = f"{decision.label} {decision.confidence:.2f}"
+            self._debug_publisher.publish(image_msg(draw_label(bgr_of(msg), text, decision.accepted), msg.header))
+
+    def _decide(self, prediction, settings: Settings, epoch: int, age_ms: float) -> Decision:
+        """The answer to publish: smoothed over the frames since the last gap, never accepted from a stale frame."""
+        thresholds = self._thresholds(settings)
+        smoothed = self._smoother is not None
+        stale = settings.max_frame_age_ms > 0 and not age_ms <= settings.max_frame_age_ms  # no stamp: stale too
+        if smoothed and (stale or epoch != self._smoothed_epoch):
+            self._smoother.reset()  # history from before a gap, or older than the age limit, is no evidence now
+            self._smoothed_epoch = epoch
+        top = prediction.class_index
+        if stale:
+            return Decision(UNKNOWN, prediction.confidence, False, thresholds[top], smoothed, True, age_ms)
+        if not smoothed:
+            accepted = prediction.confidence >= thresholds[top] and not prediction.refused
+            label = self._class_names[top] if accepted else UNKNOWN
+            return Decision(label, prediction.confidence, accepted, thresholds[top], False, False, age_ms)
+        self._smoother.alpha, self._smoother.thresholds = settings.smoothing_alpha, thresholds
+        label, confidence = self._smoother.update(prediction.evidence)
+        held = self._smoother.held  # the threshold of the class the decision was about
+        return Decision(label, confidence, label != UNKNOWN, thresholds[held], True, False, age_ms)
+
+    def _thresholds(self, settings: Settings) -> np.ndarray:
+        if settings.threshold is None:
+            return self._classifier.thresholds
+        return np.full(len(self._class_names), settings.threshold, np.float32)
 
     def _publish_diagnostics(self) -> None:
         extra = {
             "bundle_id": self._bundle_id,
             "format": self._classifier.format_name,
             "backend": self._classifier.backend_name,
-            "threshold": f"{self._classifier.threshold:.3f}",
-            "class_thresholds": " ".join(f"{t:.3f}" for t in self._classifier.thresholds),
-            "max_rate_hz": str(self.get_parameter("max_rate_hz").value),
+            "threshold": f"{self.get_parameter('threshold').value:.3f}",
+            "class_thresholds": " ".join(f"{t:.3f}" for t in self._thresholds(self._settings)),
+            "max_rate_hz": str(self._settings.max_rate_hz),
             "input": f"{self._subscription.topic_name} ({'CompressedImage' if self._compressed else 'Image'})",
             "last_bad_frame": self._last_bad,
         }
@@ -144,8 +204,7 @@ class ClassifierNode(Node):
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics.publish(DiagnosticArray(header=header, status=[status]))
 
-    def _thresholds_text(self) -> str:
-        thresholds = self._classifier.thresholds
+    def _thresholds_text(self, thresholds: np.ndarray) -> str:
         if thresholds.min() == thresholds.max():
             return f"threshold {thresholds[0]:.3f}"
         return "thresholds " + ", ".join(f"{n} {t:.3f}" for n, t in zip(self._class_names, thresholds))
@@ -153,19 +212,13 @@ class ClassifierNode(Node):
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         """Check what the descriptor ranges cannot express (rclpy has checked those), then apply all or nothing.
         One on-set callback rather than a post-set one, so the node also runs on Humble."""
-        for p in parameters:
-            if p.name == "smoothing_alpha" and p.value <= 0.0:
-                return SetParametersResult(successful=False, reason="smoothing_alpha must be > 0 (1 = no smoothing)")
-        for p in parameters:
-            if p.name == "threshold":
-                self._classifier.threshold = p.value
-                if self._smoother is not None:
-                    self._smoother.threshold = p.value
-            elif p.name == "max_rate_hz":
-                self._sampler = FrameSampler(max_rate_hz=p.value)
-            elif p.name == "smoothing_alpha" and self._smoother is not None:
-                self._smoother.alpha = p.value
-            self.get_logger().info(f"{p.name} set to {p.value}")
+        values = {p.name: p.value for p in parameters if p.name in SETTINGS}
+        if values.get("smoothing_alpha", 1.0) <= 0.0:
+            return SetParametersResult(successful=False, reason="smoothing_alpha must be > 0 (1 = no smoothing)")
+        self._settings = dataclasses.replace(self._settings, **values)
+        if "max_rate_hz" in values:
+            self._sampler = FrameSampler(max_rate_hz=values["max_rate_hz"])
+        self.get_logger().info(", ".join(f"{name} set to {value}" for name, value in values.items()))
         return SetParametersResult(successful=True)
 
     def destroy_node(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import sys
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -45,18 +46,31 @@ def compressed_msg(bgr: np.ndarray, header: Header, quality: int = 90) -> Compre
     return CompressedImage(header=header, format="jpeg", data=array.array("B", jpeg.tobytes()))
 
 
-def classification_msg(header: Header, prediction, label: str, confidence: float, accepted: bool,
-                       smoothed: bool, class_names: list[str], threshold: float, bundle_id: str,
+class Decision(NamedTuple):
+    """What the node answers for one frame (smoothed or not), beside the frame's own prediction."""
+
+    label: str  # a class name or "unknown"
+    confidence: float
+    accepted: bool
+    threshold: float  # of the class the decision is about
+    smoothed: bool
+    stale: bool  # older than max_frame_age_ms, or without a stamp: never accepted
+    age_ms: float  # clock - header stamp when decided; NaN without a stamp
+
+
+def classification_msg(header: Header, prediction, decision: Decision, class_names: list[str], bundle_id: str,
                        model_format: str) -> Classification:
-    """The Classification of one frame; `label`/`confidence` are the decision (smoothed or not)."""
+    """The Classification of one frame: the decision, and the frame's own scores."""
     raw_index = int(np.argmax(prediction.scores))
     return Classification(
         header=header,
-        label=label,
-        confidence=float(confidence),
-        accepted=bool(accepted),
-        threshold=float(threshold),
-        smoothed=smoothed,
+        label=decision.label,
+        confidence=float(decision.confidence),
+        accepted=bool(decision.accepted),
+        threshold=float(decision.threshold),
+        smoothed=decision.smoothed,
+        stale=decision.stale,
+        frame_age_ms=float(decision.age_ms),
         raw_label=class_names[raw_index],
         raw_confidence=float(prediction.scores[raw_index]),
         novelty=float(prediction.novelty),

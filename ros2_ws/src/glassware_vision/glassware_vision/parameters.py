@@ -49,6 +49,11 @@ PARAMETERS = (
                              "'unknown' (unset: the bundle's, one per class)", True, 0.0, 1.0, kind=float),
     Param("smoothing_alpha", LabelSmoother.ALPHA, "weight of the newest frame in the smoothed probabilities, "
                                                   "in (0, 1]; 1 = no memory", True, 0.0, 1.0),
+    Param("smoothing_reset_gap_ms", 500.0, "forget the smoothed history when frame stamps jump back or are "
+                                           "more than this apart (a paused camera); 0 = only when they jump back",
+          True, 0.0, 3.6e6),
+    Param("max_frame_age_ms", 500.0, "results of frames older than this (clock - header stamp) are not "
+                                     "accepted, and frames without a stamp neither; 0 = no limit", True, 0.0, 3.6e6),
     Param("max_rate_hz", 0.0, "classify at most this many frames per second; 0 = every frame the model keeps "
                               "up with", True, 0.0, 1000.0),
 )

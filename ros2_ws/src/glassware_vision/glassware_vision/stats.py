@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -9,7 +10,7 @@ from collections import deque
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-COUNTERS = ("received", "skipped_by_rate", "replaced", "bad", "processed")
+COUNTERS = ("received", "skipped_by_rate", "replaced", "bad", "processed", "stale", "unstamped", "gaps")
 
 
 class StreamStats:
@@ -20,6 +21,9 @@ class StreamStats:
     replaced         overwritten in the latest-frame slot before the worker took them (dropped on purpose)
     bad              malformed messages (size/step/encoding mismatch, unknown encoding, corrupt JPEG)
     processed        classified and published
+    stale            processed, but older than max_frame_age_ms (or unstamped while it is on): not accepted
+    unstamped        processed without a header stamp: left out of the latency figures
+    gaps             breaks in the stream's stamps (back, or a pause): the smoother started afresh
     """
 
     def __init__(self, window: int = 1000):
@@ -33,10 +37,15 @@ class StreamStats:
         with self._lock:
             self.totals[counter] += n
 
-    def processed(self, latency_ms: float, inference_ms: float) -> None:
+    def processed(self, latency_ms: float, inference_ms: float, stale: bool = False) -> None:
+        """One published result; `latency_ms` NaN for a frame without a stamp."""
         with self._lock:
             self.totals["processed"] += 1
-            self._latency_ms.append(latency_ms)
+            self.totals["stale"] += stale
+            if math.isnan(latency_ms):
+                self.totals["unstamped"] += 1
+            else:
+                self._latency_ms.append(latency_ms)
             self._inference_ms.append(inference_ms)
 
     def report(self) -> dict:
