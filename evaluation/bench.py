@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from glassware.edge_runtime.backends import PROVIDER_ALIASES, open_backend
+from glassware.edge_runtime.backends import execution_provider, open_backend
 from glassware.edge_runtime.bundle import Bundle
 from glassware.errors import BundleError, GlasswareError
+from glassware.markdown import table
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +88,14 @@ def bench_table(result: dict) -> str:
     """Markdown table of bench.json rows, with the speed-up of the fastest format over Keras predict."""
     head = ["model", "bundle", "format", "runtime", "threads", "p50 ms", "p90 ms", "p99 ms", "frames/s", "MB",
             "accuracy", "gate"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for r in result["rows"]:
         gate = {"pass": "✅", "fail": "❌"}.get(r["gate"], "")
         acc = f"{100 * r['accuracy']:.1f}%" if r["accuracy"] is not None else ""
         size = f"{r['size_bytes'] / 1e6:.2f}" if r["size_bytes"] else ""
-        lines.append(f"| {r['model']} | {r['bundle_id']} | {r['format']} | {r['backend']} | {r['threads']} | "
-                     f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['fps']:.0f} | {size} | {acc} | {gate} |")
+        rows.append([r["model"], r["bundle_id"], r["format"], r["backend"], r["threads"], f"{r['p50_ms']:.2f}",
+                     f"{r['p90_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['fps']:.0f}", size, acc, gate])
+    lines = [table(head, rows)]
     for bundle_id, s in result["speedup"].items():
         lines.append(f"\n{bundle_id}: fastest {s['fastest_format']} ({s['fastest_p50_ms']:.2f} ms, {s['threads']} thread) "
                      f"is **{s['ratio']:.0f}×** faster than Keras predict ({s['keras_p50_ms']:.1f} ms).")
@@ -135,7 +137,7 @@ def _format_row(bundle: Bundle, name: str, threads: int, provider: str | None, f
     except BundleError as e:
         log.warning("%s %s: cannot open (%s); row skipped", bundle.bundle_id, name, e)
         return None
-    if provider and PROVIDER_ALIASES.get(provider.lower(), provider) not in backend.name:
+    if provider and execution_provider(provider) not in backend.name:
         log.warning("%s %s: provider %s unavailable here; row skipped", bundle.bundle_id, name, provider)
         return None
     x = frame[None].astype(backend.input_dtype)  # as the runtime takes it: no per-call cast in the timing

@@ -260,14 +260,13 @@ def table(figures: dict) -> str:
         ("30 Hz: latency max (ms)", "latency_max_ms", "{:.1f}"),
         ("30 Hz: of which preprocess + inference p50 (ms)", "compute_p50_ms", "{:.1f}"),
     ]
-    lines = [f"| {figures['frame']} | classifier_node ({ours['model_format']}) | naive rclpy + Keras predict "
-             "| echo node (no model: the DDS + rclpy floor) |", "|---|---|---|---|"]
-    for label, key, fmt in rows:
-        if key is None:
-            cells = [f"{n['classified']} / {n['sent']}" for n in (ours, naive, echo)]
-        else:
-            cells = [fmt.format(n[key]) for n in (ours, naive, echo)]
-        lines.append(f"| {label} | {' | '.join(cells)} |")
+    from glassware.markdown import table
+
+    head = [figures["frame"], f"classifier_node ({ours['model_format']})", "naive rclpy + Keras predict",
+            "echo node (no model: the DDS + rclpy floor)"]
+    cells = [[label, *(f"{n['classified']} / {n['sent']}" if key is None else fmt.format(n[key])
+                       for n in (ours, naive, echo))] for label, key, fmt in rows]
+    lines = [table(head, cells)]
     lines.append(f"\nedge runtime alone, in one process (the ceiling): {figures['edge_runtime_in_process_fps']:.1f} frames/s")
     lines.append(f"classifier_node classifies {figures['speedup_classified_fps']:.1f}x the naive node's frames/s "
                  f"(same run; load average {figures['load_average_1min']:.1f} on {os.cpu_count()} cores)")

@@ -135,9 +135,11 @@ def markdown_table(result: dict) -> str:
     ours, paper, model = result["ours"], result["paper_style"], result["model_only"]
     w, h = result["image_size"]
 
+    from glassware.markdown import table
+
     def row(name, r, cache="-", input_only="-"):
-        return (f"| {name} | {r['steady_images_per_second']:.1f} | {input_only} | {r['own_cpu_ms_per_image']:.1f} | "
-                f"{', '.join(f'{s:.2f}' for s in r['epoch_seconds'])} | {cache} | {_percent(r)} |")
+        return [name, f"{r['steady_images_per_second']:.1f}", input_only, f"{r['own_cpu_ms_per_image']:.1f}",
+                ", ".join(f"{s:.2f}" for s in r["epoch_seconds"]), cache, _percent(r)]
 
     def speedup(ratio, rate):
         return f"**{ratio:.1f}x**, ours {rate:.0f} images/s"
@@ -147,13 +149,13 @@ def markdown_table(result: dict) -> str:
         f"(~{result['mean_file_kb']:.0f} KB JPEG), batch {result['batch_size']}, {result['epochs']} epochs, "
         f"full augmentation, {result['machine']['cpus']} CPUs",
         "",
-        "| pipeline | training, steady-state images/s | input alone, images/s | own CPU ms/image (training) "
-        "| epoch seconds | one-time cache build | CPU taken by other processes |",
-        "|---|---:|---:|---:|---|---:|---:|",
-        row("ours (cache + tf.data)", ours, f"{result['cache_build_seconds']:.1f} s "
-            f"({result['cache_build_images_per_second']:.0f} images/s)", f"{ours['input_only_images_per_second']:.0f}"),
-        row("paper-style (decode every epoch)", paper, input_only=f"{paper['input_only_images_per_second']:.1f}"),
-        row("model alone (in memory, no augmentation)", model),
+        table(["pipeline", "training, steady-state images/s", "input alone, images/s", "own CPU ms/image (training)",
+               "epoch seconds", "one-time cache build", "CPU taken by other processes"], [
+            row("ours (cache + tf.data)", ours, f"{result['cache_build_seconds']:.1f} s "
+                f"({result['cache_build_images_per_second']:.0f} images/s)",
+                f"{ours['input_only_images_per_second']:.0f}"),
+            row("paper-style (decode every epoch)", paper, input_only=f"{paper['input_only_images_per_second']:.1f}"),
+            row("model alone (in memory, no augmentation)", model)], align="lrrrlrr"),
         "",
         f"Training, ours / paper-style: {speedup(result['ratio'], ours['steady_images_per_second'])}.",
         f"Input pipelines alone, ours / paper-style: "

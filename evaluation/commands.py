@@ -12,11 +12,6 @@ from pathlib import Path
 from glassware.evaluation.requirements import DEFAULT_REQUIREMENTS, METRICS
 
 
-def parse_providers(text: str) -> list[str] | None:
-    """'tensorrt, cuda,cpu' -> ['tensorrt', 'cuda', 'cpu']; None when empty."""
-    return [p.strip() for p in text.split(",") if p.strip()] or None
-
-
 def register(subparsers) -> None:
     from glassware.evaluation import bench_node, bench_train, demo
 
@@ -89,6 +84,7 @@ def _speed(text: str) -> float | None:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from glassware.edge_runtime.backends import parse_providers
     from glassware.edge_runtime.classifier import Classifier
     from glassware.edge_runtime.sources import open_source
     from glassware.edge_runtime.stream import FrameSampler, LabelSmoother
@@ -120,6 +116,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from glassware.edge_runtime.backends import parse_providers
     from glassware.evaluation.bench import bench
 
     bench(args.bundle, args.out, threads=args.threads, runs=args.runs, warmup=args.warmup,

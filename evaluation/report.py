@@ -12,6 +12,8 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+from glassware.markdown import table
+
 
 def _load(path: Path) -> dict | None:
     try:
@@ -28,10 +30,7 @@ def _img(out: Path, path: Path, alt: str) -> str:
     return f"![{alt}]({path.relative_to(out)})" if path.exists() else f"*({alt}: not produced)*"
 
 
-def _table(head: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+
 
 
 MODELS = ("lite0", "vgg", "mobilenet")  # in this order where the demo trained them
@@ -83,7 +82,7 @@ def _summary_section(out: Path) -> list[str]:
     if not rows:
         return []
     return ["## Summary: the models side by side", "",
-            _table(["model", "train min", "lab test acc", "stress acc", "threshold", "answered lab / stress",
+            table(["model", "train min", "lab test acc", "stress acc", "threshold", "answered lab / stress",
                     "precision of answers lab / stress", "not-glassware answered as glassware", "ECE lab / stress",
                     "int8 (TFLite) Δ pts lab / stress", "fastest passing format, 1 thread"], rows), "",
             "Answered: share of images not `unknown` (confidence threshold and open-set score); precision: share "
@@ -142,7 +141,7 @@ def headline(out: Path, timings: dict[str, float]) -> list[str]:
         return []
     total = sum(timings.values())
     return [f"## Headline ({datetime.now(timezone.utc):%Y-%m-%d}, {machine()}; demo {total / 60:.1f} min)", "",
-            _table(["", *columns], [[label, *values] for label, values in rows.items()]), ""]
+            table(["", *columns], [[label, *values] for label, values in rows.items()]), ""]
 
 
 def _thresholds(calibration: dict) -> str:
@@ -172,7 +171,7 @@ def _data_section(out: Path) -> list[str]:
             rows.append([name, s.get("domain"), s.get("total", sum(s.get("counts", {}).values())),
                          f"{s.get('width')}×{s.get('height')}", f"{s.get('images_per_second', 0):.0f}"])
             sheets.append(_img(out, out / "data" / name / "contact_sheet.png", f"{name} contact sheet"))
-    return ["## 1. Synthetic data", "", _table(["set", "domain", "images", "size", "images/s"], rows), "", *sheets, ""]
+    return ["## 1. Synthetic data", "", table(["set", "domain", "images", "size", "images/s"], rows), "", *sheets, ""]
 
 
 def _training_section(out: Path) -> list[str]:
@@ -194,9 +193,9 @@ def _training_section(out: Path) -> list[str]:
                               f"{m['mean_entropy']:.3f}", _pct(m["ece"])])
                 pics.append(_img(out, run / f"eval_{split}" / "confusion_matrix.png", f"{model} {split} confusion"))
     return ["## 2. Training and evaluation (Keras)", "",
-            _table(["model", "params", "epochs", "best epoch", "val acc", "minutes", "train img/s", "skipped",
+            table(["model", "params", "epochs", "best epoch", "val acc", "minutes", "train img/s", "skipped",
                     "leak-free"], rows), "",
-            _table(["model", "set", "n", "accuracy", "mean confidence", "mean entropy", "ECE"], evals), "",
+            table(["model", "set", "n", "accuracy", "mean confidence", "mean entropy", "ECE"], evals), "",
             *pics, ""]
 
 
@@ -253,7 +252,7 @@ def _replay_section(out: Path) -> list[str]:
     if not rows:
         return []
     return [f"## 5. Replay of the synthetic gripper-camera video (ROS 2 node: the best bundle, {best})", "",
-            _table(["path", "format", "frames in", "classified", "dropped", "bad", "latency p50 / p99 ms", "fps",
+            table(["path", "format", "frames in", "classified", "dropped", "bad", "latency p50 / p99 ms", "fps",
                     "raw acc (lab frames)", "smoothed acc (lab frames)", "label switches raw → smoothed",
                     "stress: unknown / confidently wrong", "no whole object: unknown / background / an object",
                     "requirements (`replay --require`)"],
@@ -273,7 +272,7 @@ def write(out: Path, timings: dict[str, float]) -> Path:
         *headline(out, timings), *_summary_section(out), *_data_section(out), *_training_section(out), *_export_section(out),
         *_bench_section(out),
         *_replay_section(out),
-        "## Step timings", "", _table(["step", "seconds"], [[k, v] for k, v in timings.items()]), "",
+        "## Step timings", "", table(["step", "seconds"], [[k, v] for k, v in timings.items()]), "",
     ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
