@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     v.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     v.add_argument("--size", default="640x480", metavar="WxH", help="frame size (default 640x480)")
+    v.add_argument("--stress-share", type=float, metavar="P",
+                   help="chance of each object's visit being in the stress domain, 0..1 (default about a third)")
     v.set_defaults(func=_synth_video)
 
     o = subparsers.add_parser(
@@ -75,7 +77,8 @@ def _synth_video(args: argparse.Namespace) -> int:
     from glassware.synthetic.video import write_video
 
     width, height = parse_size(args.size)
-    s = write_video(args.out, seconds=args.seconds, fps=args.fps, seed=args.seed, width=width, height=height)
+    s = write_video(args.out, seconds=args.seconds, fps=args.fps, seed=args.seed, width=width, height=height,
+                    stress_share=args.stress_share)
     print(f"synth-video: {s['frames']} frames ({s['seconds']:.1f} s at {s['fps']:g} fps), {width}x{height}, "
           f"seed {s['seed']} -> {args.out}")
     print(f"  {'label':<7}{'frames':>7}")

@@ -51,9 +51,13 @@ class Segment:
 
 
 def write_video(out_mp4: str | Path, seconds: float = 60, fps: float = 30, seed: int = 0, width: int = 640,
-                height: int = 480) -> dict:
-    """Write FILE.mp4 (mp4v), FILE.csv (frame,time_s,label,domain,phase) and FILE.json (summary)."""
+                height: int = 480, stress_share: float | None = None) -> dict:
+    """Write FILE.mp4 (mp4v), FILE.csv (frame,time_s,label,domain,phase) and FILE.json (summary).
+    `stress_share`: the chance of each visit being in the stress domain (default about a third, with at least
+    one stress visit among the first three)."""
     check(width=width, height=height, seed=seed)
+    if stress_share is not None and not 0 <= stress_share <= 1:
+        raise SynthesisError(f"stress share must be in [0, 1], got {stress_share!r}")
     if not (isinstance(seconds, (int, float)) and 0 < seconds <= 3600):
         raise SynthesisError(f"seconds must be in (0, 3600], got {seconds!r}")
     if not (isinstance(fps, (int, float)) and 1 <= fps <= 240):
@@ -64,7 +68,7 @@ def write_video(out_mp4: str | Path, seconds: float = 60, fps: float = 30, seed:
     out_mp4.parent.mkdir(parents=True, exist_ok=True)
     n_frames = max(1, int(round(seconds * fps)))
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
-    segments = _schedule(rng, n_frames, fps, width, height)
+    segments = _schedule(rng, n_frames, fps, width, height, stress_share)
 
     writer = cv2.VideoWriter(str(out_mp4), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
     if not writer.isOpened():
@@ -111,8 +115,9 @@ def write_video(out_mp4: str | Path, seconds: float = 60, fps: float = 30, seed:
     return summary
 
 
-def _schedule(rng, n_frames, fps, width, height) -> list[Segment]:
+def _schedule(rng, n_frames, fps, width, height, stress_share: float | None = None) -> list[Segment]:
     """Segments until the video is full: every class in turn (shuffled), about a third in the stress domain."""
+    share = _STRESS_SHARE if stress_share is None else stress_share
     segments: list[Segment] = []
     order: list[str] = []
     frame = 0
@@ -120,7 +125,8 @@ def _schedule(rng, n_frames, fps, width, height) -> list[Segment]:
         if not order:
             order = list(rng.permutation(CLASSES))
         name = str(order.pop())
-        stress = rng.random() < _STRESS_SHARE or (len(segments) == 2 and all(s.domain == "lab" for s in segments))
+        stress = rng.random() < share or (stress_share is None and len(segments) == 2
+                                          and all(s.domain == "lab" for s in segments))
         phases, at = {}, frame
         for phase in PHASES:
             n = max(1, int(round(rng.uniform(*_DURATIONS[phase]) * fps)))

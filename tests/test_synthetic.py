@@ -212,3 +212,11 @@ def test_cli_synth_and_its_errors(tmp_path, capsys):
     assert "unknown domain" in capsys.readouterr().err
     assert main(["synth", "--out", str(tmp_path / "e"), "--size", "big"]) == 2
     assert main(["synth", "--out", str(tmp_path / "e"), "--per-class", "0"]) == 2
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_video_stress_share_sets_the_domain_of_every_visit(share, tmp_path):
+    summary = video.write_video(tmp_path / "v.mp4", seconds=3, fps=10, seed=4, width=160, height=120, stress_share=share)
+    assert summary["stress_frames"] == share * summary["frames"]
+    with pytest.raises(SynthesisError, match="stress share"):
+        video.write_video(tmp_path / "w.mp4", seconds=1, stress_share=1.5)
