@@ -17,9 +17,10 @@ def register(subparsers) -> None:
                    help=f"any of: {' '.join(formats.names())}")
     p.add_argument("--test", type=Path, help="held-out lab test set (class folders): the gate split")
     p.add_argument("--stress", type=Path, help="stress/new-environment set (class folders), reported too")
-    p.add_argument("--calibration", type=Path, metavar="DIR",
-                   help="held-out lab images (class folders, in neither train nor test): confidence scaling and "
-                        "threshold are fitted on val plus these (default: val alone)")
+    p.add_argument("--calibration", type=Path, metavar="DIR", action="append",
+                   help="held-out images (class folders, in neither train nor test; repeatable, e.g. lab photos "
+                        "and frames labelled on the robot): confidence scaling and threshold are fitted on val "
+                        "plus these (default: val alone)")
     p.add_argument("--not-glassware", type=Path, metavar="DIR",
                    help="images that are not glassware (any layout, e.g. from `glassware synth-openset`): every "
                         "format's glassware answers on them are counted, which should be none")

@@ -160,3 +160,22 @@ def test_gate_fails_a_corrupted_export_and_the_command_exits_nonzero(tiny_run, k
     assert bundle.manifest["gate"]["failed"] == ["tflite_int8"] == bundle.manifest["gate"]["removed"]
     assert bundle.formats["tflite_fp32"]["metrics"]["test"]["accuracy"] == 1.0
     assert "❌" in (out / "export_report.md").read_text()
+
+
+def test_calibration_is_fitted_on_every_held_out_folder_given(tiny_run, tiny_data, tmp_path):
+    """Lab photos and frames labelled on the robot, each folder with the classes it has."""
+    from glassware import cli
+
+    robot = tmp_path / "robot"
+    for name in tiny_data.class_names[:2]:
+        shutil.copytree(tiny_data.stress / name, robot / name)
+    out = tmp_path / "bundle"
+    assert cli.main(["export", "--run", str(tiny_run), "--out", str(out), "--formats", "onnx_fp32",
+                     "--calibration", str(tiny_data.calibration), "--calibration", str(robot), "--no-openset",
+                     "--keep-failed"]) == 0
+    manifest = Bundle.load(out).manifest
+    n_lab = sum(1 for _ in tiny_data.calibration.rglob("*.jpg"))
+    n_robot = sum(1 for _ in robot.rglob("*.jpg"))
+    assert manifest["gate"]["datasets"]["calibration"]["n"] == n_lab + n_robot
+    sources = manifest["gate"]["datasets"]["calibration"]["source"]
+    assert sources == [str(tiny_data.calibration.resolve()), str(robot.resolve())]
