@@ -135,12 +135,14 @@ class RosProcess:
 
 @pytest.fixture(scope="session")
 def start_ros(ros_env, tmp_path_factory):
-    """start_ros(executable, params={...}, remaps={...}) -> RosProcess; every process is stopped at the end."""
+    """start_ros(executable, params={...}, remaps={...}) -> RosProcess; every process is stopped at the end.
+    `command` runs instead of the installed executable (with the same ROS arguments)."""
     started: list[RosProcess] = []
     logs = tmp_path_factory.mktemp("ros_processes")
 
-    def start(executable: str, params: dict | None = None, remaps: dict | None = None, name: str = "") -> RosProcess:
-        args = [str(INSTALL / "glassware_vision" / "lib" / "glassware_vision" / executable), "--ros-args"]
+    def start(executable: str, params: dict | None = None, remaps: dict | None = None, name: str = "",
+              command: list[str] | None = None) -> RosProcess:
+        args = [*(command or [str(INSTALL / "glassware_vision" / "lib" / "glassware_vision" / executable)]), "--ros-args"]
         for key, value in (params or {}).items():
             args += ["-p", f"{key}:={_ros_value(value)}"]
         for old, new in (remaps or {}).items():

@@ -75,7 +75,7 @@ class NodeUnderTest:
                 for status in array.status:
                     values = {kv.key: kv.value for kv in status.values} | {"level": status.level[0],
                                                                             "message": status.message}
-                    if status.name == f"{self.name}: classification" and predicate(values):
+                    if status.name == f"{NS}/{self.name}: classification" and predicate(values):
                         return values
             return None
         wait_until(lambda: newest() is not None, timeout)
@@ -95,7 +95,8 @@ class NodeUnderTest:
             probe.node.destroy_client(client)
 
 
-def start_classifier(start_ros, probe, bundle, name: str, compressed: bool = False, **params) -> NodeUnderTest:
+def start_classifier(start_ros, probe, bundle, name: str, compressed: bool = False, command: list[str] | None = None,
+                     **params) -> NodeUnderTest:
     from diagnostic_msgs.msg import DiagnosticArray
     from glassware_vision_msgs.msg import Classification
     from sensor_msgs.msg import CompressedImage, Image
@@ -104,7 +105,7 @@ def start_classifier(start_ros, probe, bundle, name: str, compressed: bool = Fal
     process = start_ros("classifier_node", name=name,
                         params={"bundle": bundle, "compressed": compressed, "smoothing": False, "max_frame_age_ms": 0.0,
                                 **params},
-                        remaps={"__ns": NS, "__node": name, "image": image_topic})
+                        remaps={"__ns": NS, "__node": name, "image": image_topic}, command=command)
     publisher = probe.node.create_publisher(CompressedImage if compressed else Image, image_topic, 10)
     results_sub, results = probe.collect(Classification, f"{NS}/{name}/classification")
     _, diagnostics = probe.collect(DiagnosticArray, "/diagnostics")

@@ -197,7 +197,7 @@ def test_30hz_640x480_soak_latency(raw_node, probe, class_frames, ros_env):
     period_s, seconds = 1 / 30, 30.0
     first = len(raw_node.results)
     healthcheck = subprocess.Popen([str(INSTALL / "glassware_vision/lib/glassware_vision/healthcheck"),
-                                    "--node", "raw_classifier", "--timeout", "20"],
+                                    "--node", "/test/raw_classifier", "--timeout", "20"],
                                    env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     msg = image_msg(class_frames[3][1], header(probe))
     start = time.monotonic()

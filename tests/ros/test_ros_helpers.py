@@ -73,7 +73,11 @@ def test_stream_stats_report_and_diagnostic_levels():
     from glassware_vision.stats import StreamStats, diagnostic_status
 
     stats = StreamStats()
-    assert diagnostic_status("n: c", "id", stats.report(), {}).level == DiagnosticStatus.WARN  # no input yet
+    def status(report, extra=None):
+        return diagnostic_status("/ns/n: c", "id", report, extra or {}, topic="/cam/image", stall_s=0.5)
+
+    first = status(stats.report())
+    assert first.level == DiagnosticStatus.WARN and first.message == "no frames on /cam/image"
     for latency in range(1, 101):
         stats.count("received")
         stats.processed(float(latency), 0.5)
@@ -86,12 +90,15 @@ def test_stream_stats_report_and_diagnostic_levels():
     assert (report["unstamped"], report["stale"]) == (1, 1)
     assert report["latency_p50_ms"] == pytest.approx(50.5) and report["latency_p99_ms"] == pytest.approx(99.01)
     assert report["input_rate_hz"] > 0
-    status = diagnostic_status("n: c", "id", report, {"backend": "x"})
-    assert status.level == DiagnosticStatus.WARN and "1 malformed" in status.message
-    assert {kv.key: kv.value for kv in status.values}["backend"] == "x"
+    malformed = status(report, {"backend": "x"})
+    assert malformed.level == DiagnosticStatus.WARN and "1 malformed" in malformed.message
+    assert {kv.key: kv.value for kv in malformed.values}["backend"] == "x"
     stats.count("received")
     stats.processed(1.0, 0.5)
-    assert diagnostic_status("n: c", "id", stats.report(), {}).level == DiagnosticStatus.OK
+    report = stats.report()
+    assert status(report).level == DiagnosticStatus.OK
+    stalled = status(report | {"waiting_s": 0.7})
+    assert stalled.level == DiagnosticStatus.ERROR and stalled.message.startswith("stalled")
 
 
 def test_bag_sources_refuse_unreadable_input(tmp_path):

@@ -23,6 +23,7 @@ from glassware.errors import BundleError, FrameFormatError, ImageDecodeError
 from glassware.labels import UNKNOWN
 from glassware_vision_msgs.msg import Classification
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -50,6 +51,7 @@ class Settings:
     smoothing_reset_gap_ms: float
     max_frame_age_ms: float
     max_rate_hz: float
+    stall_timeout_ms: float
 
 
 SETTINGS = {field.name for field in dataclasses.fields(Settings)}
@@ -60,6 +62,7 @@ class Pending(NamedTuple):
 
     msg: Image | CompressedImage
     epoch: int
+    received_s: float  # time.monotonic() when it arrived
 
 
 def stamp_ns(msg) -> int:
@@ -94,13 +97,15 @@ class ClassifierNode(Node):
         self._latest = LatestFrame()
         self._stats = StreamStats()
         self._last_bad = ""
+        self._busy_since: float | None = None
         self.failed = False
         self._publisher = self.create_publisher(Classification, "~/classification", 10)
         self._debug_publisher = self.create_publisher(Image, "~/debug_image", 1) if declared["publish_debug_image"] else None
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         image_type = CompressedImage if self._compressed else Image
         self._subscription = self.create_subscription(image_type, "image", self._on_image, SENSOR_QOS)
-        self.create_timer(1.0, self._publish_diagnostics)
+        # steady: health must be reported when /clock (use_sim_time) stops, and not jump with the wall clock
+        self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
         self._worker = threading.Thread(target=self._work, name="classifier", daemon=True)
         self._worker.start()
@@ -115,9 +120,10 @@ class ClassifierNode(Node):
         if self._gap_before(stamp_ns(msg)):
             self._epoch += 1
             self._stats.count("gaps")
-        if not self._sampler.accept(time.monotonic()):
+        now = time.monotonic()
+        if not self._sampler.accept(now):
             self._stats.count("skipped_by_rate")
-        elif self._latest.put(Pending(msg, self._epoch)):
+        elif self._latest.put(Pending(msg, self._epoch, now)):
             self._stats.count("replaced")
 
     def _gap_before(self, stamp: int) -> bool:
@@ -132,9 +138,11 @@ class ClassifierNode(Node):
     def _work(self) -> None:
         try:
             while not self._stopping.is_set():
-                msg = self._latest.take(timeout=0.1)
-                if msg is not None:
-                    self._classify(msg)
+                pending = self._latest.take(timeout=0.1)
+                if pending is not None:
+                    self._busy_since = pending.received_s  # a frame's wait for its result starts when it arrives
+                    self._classify(pending)
+                    self._busy_since = None
         except Exception:  # a bug, not bad input: stop the node loudly so a supervisor restarts it
             if not self.context.ok():
                 return  # shutting down: the last publish raced the end of the context
@@ -200,7 +208,12 @@ class ClassifierNode(Node):
             "input": f"{self._subscription.topic_name} ({'CompressedImage' if self._compressed else 'Image'})",
             "last_bad_frame": self._last_bad,
         }
-        status = diagnostic_status(f"{self.get_name()}: classification", self._bundle_id, self._stats.report(), extra)
+        busy_since = self._busy_since
+        waiting_s = time.monotonic() - busy_since if busy_since is not None else 0.0
+        status = diagnostic_status(f"{self.get_fully_qualified_name()}: classification", self._bundle_id,
+                                   self._stats.report() | {"waiting_s": waiting_s}, extra,
+                                   topic=self._subscription.topic_name,
+                                   stall_s=self._settings.stall_timeout_ms / 1e3)
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics.publish(DiagnosticArray(header=header, status=[status]))
 

@@ -3,8 +3,9 @@
     ros2 run glassware_vision healthcheck [--node glassware_classifier] [--timeout 10]
 
 Waits for the node's status on /diagnostics, prints it as JSON and a table, and exits 0 if it is OK
-(frames coming in and being classified), 1 if it is WARN/ERROR (e.g. no input frames, malformed frames),
-2 if no status came within the timeout (node not running, or not on this ROS domain).
+(frames coming in and being classified), 1 if it is WARN/ERROR (no input frames, malformed frames, a stalled
+classifier), 2 if no status came within the timeout (node not running, or not on this ROS domain). A node
+name without a leading / is in the healthcheck's own namespace (`--ros-args -r __ns:=/arm`), as in ROS.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ LEVELS = {DiagnosticStatus.OK: "OK", DiagnosticStatus.WARN: "WARN", DiagnosticSt
 
 
 def wait_for_status(node_name: str, timeout: float) -> DiagnosticStatus | None:
-    """The first status named '<node_name>: classification' that is OK, else the last one seen before timeout."""
+    """The first status of the classifier `node_name` that is OK, else the last one seen before timeout."""
     found: list[DiagnosticStatus] = []
     node = rclpy.create_node("glassware_healthcheck")
+    if not node_name.startswith("/"):
+        node_name = f"{node.get_namespace().rstrip('/')}/{node_name}"
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         found.extend(s for s in msg.status if s.name == f"{node_name}: classification")
@@ -42,7 +45,7 @@ def wait_for_status(node_name: str, timeout: float) -> DiagnosticStatus | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="healthcheck", description=__doc__.splitlines()[0])
-    parser.add_argument("--node", default="glassware_classifier", help="classifier node name (without namespace)")
+    parser.add_argument("--node", default="glassware_classifier", help="classifier node name: /namespace/name, or a name in this node's namespace")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an OK status")
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=[sys.argv[0], *ros_args])

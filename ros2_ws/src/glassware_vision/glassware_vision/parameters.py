@@ -56,4 +56,6 @@ PARAMETERS = (
                                      "accepted, and frames without a stamp neither; 0 = no limit", True, 0.0, 3.6e6),
     Param("max_rate_hz", 0.0, "classify at most this many frames per second; 0 = every frame the model keeps "
                               "up with", True, 0.0, 1000.0),
+    Param("stall_timeout_ms", 500.0, "a frame waiting longer than this for its result makes the status ERROR",
+          True, 1.0, 3.6e6),
 )

@@ -66,10 +66,15 @@ class StreamStats:
         return out
 
 
-def diagnostic_status(name: str, hardware_id: str, report: dict, extra: dict[str, str]) -> DiagnosticStatus:
-    """One DiagnosticStatus: OK; WARN when no frame arrived or malformed ones did since the last report."""
-    if report["input_rate_hz"] == 0:
-        level, message = DiagnosticStatus.WARN, "no input frames"
+def diagnostic_status(name: str, hardware_id: str, report: dict, extra: dict[str, str], topic: str,
+                      stall_s: float) -> DiagnosticStatus:
+    """One DiagnosticStatus: ERROR when the frame being classified has waited more than `stall_s` for its result
+    (`report["waiting_s"]`: the worker is stuck); WARN when no frame arrived on `topic`, or malformed ones did,
+    since the last report; else OK."""
+    if report.get("waiting_s", 0.0) > stall_s:
+        level, message = DiagnosticStatus.ERROR, f"stalled: a frame has waited {report['waiting_s']:.1f} s for its result"
+    elif report["input_rate_hz"] == 0:
+        level, message = DiagnosticStatus.WARN, f"no frames on {topic}"
     elif report["new_bad"]:
         level, message = DiagnosticStatus.WARN, f"{report['new_bad']} malformed frames"
     else:
