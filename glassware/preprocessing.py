@@ -31,8 +31,17 @@ ENCODINGS = {
     "mono8": (1, np.uint8, cv2.COLOR_GRAY2RGB),
     "8UC1": (1, np.uint8, cv2.COLOR_GRAY2RGB),
     "8UC3": (3, np.uint8, cv2.COLOR_BGR2RGB),  # OpenCV convention: BGR
-    "mono16": (1, np.uint16, None),
+    "mono16": (1, np.uint16, cv2.COLOR_GRAY2RGB),  # scaled to 8 bits first: mono16_to_mono8
+    "yuv422": (2, np.uint8, cv2.COLOR_YUV2RGB_UYVY),  # ROS's name for UYVY (usb_cam "uyvy")
+    "yuv422_yuy2": (2, np.uint8, cv2.COLOR_YUV2RGB_YUY2),  # YUYV (usb_cam "yuyv")
+    # OpenCV names a Bayer pattern by its second row's middle pixels: ROS rggb is OpenCV's BG
+    "bayer_rggb8": (1, np.uint8, cv2.COLOR_BayerBG2RGB),
+    "bayer_bggr8": (1, np.uint8, cv2.COLOR_BayerRG2RGB),
+    "bayer_gbrg8": (1, np.uint8, cv2.COLOR_BayerGR2RGB),
+    "bayer_grbg8": (1, np.uint8, cv2.COLOR_BayerGB2RGB),
 }
+# Chroma-subsampled and mosaic frames are converted to RGB at full size: resizing first would mix their samples.
+CONVERT_BEFORE_RESIZE = {name for name in ENCODINGS if name.startswith(("yuv422", "bayer_"))}
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ def resize(rgb: np.ndarray, spec: Preprocessing) -> np.ndarray:
 # The three entry points below resize *before* the colour conversion: resizing works per channel, and
 # a channel permutation or gray->RGB copy commutes with it exactly, so the result is bit-for-bit the
 # same as convert-then-resize while the conversion runs on 150x150 instead of the full frame.
+# 4:2:2 and Bayer frames (CONVERT_BEFORE_RESIZE) are the exception: _check_frame converts them at full size.
 
 def preprocess_file(path: str | Path, spec: Preprocessing) -> np.ndarray:
     """File -> model input (uint8, height x width x 3). The training cache is built with this."""
@@ -131,7 +141,8 @@ def _decode_bgr(data: bytes | np.ndarray, source: object = None) -> np.ndarray:
 
 
 def _check_frame(frame: np.ndarray, encoding: str) -> tuple[np.ndarray, int | None]:
-    """Validate a raw frame against its encoding; return it as (H, W, C) uint8 and the cv2 code to RGB."""
+    """Validate a raw frame against its encoding; return it as (H, W, C) uint8 and the cv2 code to RGB (None: it
+    is RGB already), converted at full size where resizing first would be wrong."""
     if encoding not in ENCODINGS:
         raise FrameFormatError(f"unknown encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
     channels, dtype, code = ENCODINGS[encoding]
@@ -142,9 +153,25 @@ def _check_frame(frame: np.ndarray, encoding: str) -> tuple[np.ndarray, int | No
         frame = frame[:, :, None]
     if frame.ndim != 3 or frame.shape[2] != channels or frame.shape[0] < 1 or frame.shape[1] < 1:
         raise FrameFormatError(f"{encoding} frame must be (H, W, {channels}), got shape {frame.shape}")
-    if encoding == "mono16":  # keep the high byte; then it is mono8
-        frame, code = (frame >> 8).astype(np.uint8), cv2.COLOR_GRAY2RGB
+    if encoding == "mono16":
+        return mono16_to_mono8(frame), code
+    if encoding in CONVERT_BEFORE_RESIZE:
+        if frame.shape[0] < 2 or frame.shape[1] < 2 or frame.shape[1] % 2:
+            raise FrameFormatError(f"{encoding} frame must be at least 2x2 with an even width, got {frame.shape[:2]}")
+        return cv2.cvtColor(np.ascontiguousarray(frame), code), None
     return frame, code
+
+
+def mono16_to_mono8(frame: np.ndarray, bits: int = 0) -> np.ndarray:
+    """A 16-bit grey frame scaled to uint8 so that its full scale, 2**bits - 1, becomes 255. `bits` = 0 takes
+    the bit depth from the frame's largest value (at least 8): a 10- or 12-bit camera's frames then keep their
+    brightness, where keeping the high byte would leave them nearly black. Set `bits` for a scale that does not
+    follow the scene (a dark 12-bit frame would otherwise pass for a 10-bit one)."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint16:
+        raise FrameFormatError(f"mono16 frame must be uint16, got {frame.dtype}")
+    bits = bits or max(8, int(frame.max(initial=0)).bit_length())
+    return cv2.convertScaleAbs(frame, alpha=255.0 / (2**bits - 1))
 
 
 def frame_from_buffer(data: bytes | memoryview, height: int, width: int, step: int, encoding: str) -> np.ndarray:

@@ -7,6 +7,7 @@ from glassware.preprocessing import (
     Preprocessing,
     decode_image,
     frame_from_buffer,
+    mono16_to_mono8,
     preprocess_bytes,
     preprocess_file,
     preprocess_frame,
@@ -75,3 +76,72 @@ def test_spec_round_trip_and_rejects_unknown():
         Preprocessing.from_dict({**SPEC.to_dict(), "resize": "magic"})
     with pytest.raises(ValueError):
         Preprocessing.from_dict({**SPEC.to_dict(), "mean": 0.5})
+
+
+# --- camera encodings beyond RGB/BGR: each must give the model what the bgr8 frame of the same picture gives ---
+
+def _bayer(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """The mosaic a Bayer sensor with `pattern` (ROS order: the 2x2 cell row by row, e.g. "rggb") records."""
+    channel = {"r": 0, "g": 1, "b": 2}
+    mosaic = np.zeros(rgb.shape[:2], np.uint8)
+    for letter, (dy, dx) in zip(pattern, [(0, 0), (0, 1), (1, 0), (1, 1)]):
+        mosaic[dy::2, dx::2] = rgb[dy::2, dx::2, channel[letter]]
+    return mosaic
+
+
+def _as(encoding: str, bgr: np.ndarray) -> np.ndarray:
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if encoding == "yuv422":
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_UYVY)
+    if encoding == "yuv422_yuy2":
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_YUY2)
+    return _bayer(rgb, encoding[len("bayer_"):-1])
+
+
+@pytest.fixture
+def scene():
+    """A camera-like picture: smooth shapes and edges (a Bayer or 4:2:2 camera loses little on it)."""
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    img = cv2.resize(small, (640, 480), interpolation=cv2.INTER_CUBIC)
+    cv2.circle(img, (320, 240), 120, (30, 200, 90), -1)
+    return cv2.GaussianBlur(img, (5, 5), 0)
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2", "bayer_rggb8", "bayer_bggr8", "bayer_gbrg8",
+                                      "bayer_grbg8"])
+def test_yuv_and_bayer_frames_give_the_model_what_bgr8_gives(encoding, scene):
+    raw = _as(encoding, scene)
+    reference = preprocess_frame(scene, "bgr8", SPEC).astype(int)
+    out = preprocess_frame(raw, encoding, SPEC)
+    assert out.shape == (150, 150, 3) and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - reference)
+    assert diff.mean() < 2.0 and np.percentile(diff, 99) < 12, (diff.mean(), np.percentile(diff, 99))
+    # the same from the ROS buffer layout (2 bytes a pixel for 4:2:2, 1 for a mosaic)
+    step = raw.shape[1] * (2 if encoding.startswith("yuv") else 1)
+    assert np.array_equal(frame_from_buffer(raw.tobytes(), 480, 640, step, encoding).reshape(raw.shape), raw)
+
+
+def test_a_wrong_channel_order_would_show(scene):
+    """The tolerance above separates a right conversion from a wrong one (rggb read as bggr swaps red and blue)."""
+    wrong = preprocess_frame(_as("bayer_rggb8", scene), "bayer_bggr8", SPEC).astype(int)
+    assert np.abs(wrong - preprocess_frame(scene, "bgr8", SPEC).astype(int)).mean() > 10
+
+
+@pytest.mark.parametrize("bits", [10, 12, 16])
+def test_mono16_is_scaled_by_its_bit_depth_not_cut_to_its_high_byte(bits, scene):
+    grey = cv2.cvtColor(scene, cv2.COLOR_BGR2GRAY)
+    grey[0, 0] = 255  # a full-scale pixel, as a real scene has somewhere
+    deep = (grey.astype(np.uint32) * (2**bits - 1) // 255).astype(np.uint16)
+    by_range = preprocess_frame(deep, "mono16", SPEC)  # the depth from the frame's largest value
+    assert np.abs(by_range.astype(int) - preprocess_frame(grey, "mono8", SPEC)).max() <= 1
+    assert np.abs(mono16_to_mono8(deep, bits).astype(int) - grey).max() <= 1
+    dark = (grey.astype(np.uint32) * (2**bits - 1) // 255 // 4).astype(np.uint16)  # a dark scene: use the known depth
+    assert abs(int(mono16_to_mono8(dark, bits).mean()) - int(grey.mean()) // 4) <= 1
+
+
+def test_packed_frames_with_odd_sizes_are_refused():
+    with pytest.raises(FrameFormatError, match="even width"):
+        preprocess_frame(np.zeros((4, 5, 2), np.uint8), "yuv422", SPEC)
+    with pytest.raises(FrameFormatError, match="must be uint16"):
+        mono16_to_mono8(np.zeros((4, 4), np.uint8))

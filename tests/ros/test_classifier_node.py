@@ -75,7 +75,8 @@ def test_malformed_burst_is_counted_and_survived(raw_node, probe, class_frames):
     malformed = [
         Image(height=480, width=640, encoding="bgr8", step=1920, data=bytes(1000)),  # size mismatch
         Image(height=480, width=640, encoding="bgr8", step=100, data=bytes(48000)),  # step shorter than a row
-        Image(height=2, width=2, encoding="yuv422_yuy2", step=4, data=bytes(8)),  # unknown encoding
+        Image(height=2, width=2, encoding="nv12", step=2, data=bytes(6)),  # unknown encoding
+        Image(height=2, width=3, encoding="yuv422", step=6, data=bytes(12)),  # 4:2:2 with an odd width
         Image(height=0, width=0, encoding="rgb8", step=0, data=b""),  # empty
     ]
     before = raw_node.status()

@@ -21,6 +21,7 @@ from glassware.edge_runtime.classifier import Classifier
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
 from glassware.errors import BundleError, FrameFormatError, ImageDecodeError
 from glassware.labels import UNKNOWN
+from glassware.preprocessing import mono16_to_mono8
 from glassware_vision_msgs.msg import Classification
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -51,6 +52,7 @@ class Settings:
     smoothing_reset_gap_ms: float
     max_frame_age_ms: float
     max_rate_hz: float
+    mono16_bits: int
     stall_timeout_ms: float
 
 
@@ -156,7 +158,10 @@ class ClassifierNode(Node):
             if self._compressed:
                 prediction = self._classifier.classify_bytes(np.frombuffer(msg.data, np.uint8))
             else:
-                prediction = self._classifier.classify_frame(frame_of(msg), msg.encoding)
+                frame, encoding = frame_of(msg), msg.encoding
+                if encoding == "mono16" and settings.mono16_bits:  # a known depth; else from the frame's range
+                    frame, encoding = mono16_to_mono8(frame, settings.mono16_bits), "mono8"
+                prediction = self._classifier.classify_frame(frame, encoding)
         except (FrameFormatError, ImageDecodeError) as e:
             self._stats.count("bad")
             self._last_bad = str(e)

@@ -56,6 +56,8 @@ PARAMETERS = (
                                      "accepted, and frames without a stamp neither; 0 = no limit", True, 0.0, 3.6e6),
     Param("max_rate_hz", 0.0, "classify at most this many frames per second; 0 = every frame the model keeps "
                               "up with", True, 0.0, 1000.0),
+    Param("mono16_bits", 0, "significant bits of mono16 frames (10, 12, 16); 0 = from each frame's largest value",
+          True, 0, 16),
     Param("stall_timeout_ms", 500.0, "a frame waiting longer than this for its result makes the status ERROR",
           True, 1.0, 3.6e6),
 )
