@@ -8,11 +8,13 @@ Layout:
 manifest.json:
     schema            "glassware-bundle/1"
     bundle_id         "<model>-<first 12 hex of the sha256 over all hashed files>"
-    model             "vgg" | "mobilenet"
+    model             "lite0" | "vgg" | "mobilenet"
     class_names       [str, ...]      index = model output index
     preprocessing     glassware.preprocessing.Preprocessing.to_dict()
-    output            "logits"        every format outputs logits; calibrated probabilities are
+    output            "logits"        every format outputs logits (and "features", for the open-set score);
+                                      calibrated probabilities are
                                       (1 - uniform_mix) * softmax(logits / temperature) + uniform_mix / K
+    openset           (optional) the open-set score's file, method and threshold: glassware.edge_runtime.openset
     calibration       {"temperature": float, "uniform_mix": float, "threshold": float, "target_precision": float,
                        "class_thresholds": [float, ...] (one per class, optional), ...}
                                       a top probability below the threshold of its class is answered `unknown`;

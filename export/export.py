@@ -54,8 +54,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     are listed in manifest["gate"]["failed"] and the caller decides the exit code.
 
     `calibration_dir`: held-out images (one folder or a list), in neither the run nor the test folder,
-    fitted on together with val: lab photos, and frames of a new environment labelled on the robot. 405 val images hold ~15 errors; measured on two demo VGG runs, scaling fitted on them alone sharpened
-    one run 3.5x (stress ECE 5.9 -> 7.7 %). `perturb`: also fit on one augmented copy of each of those
+    fitted on together with val: lab photos, and frames of a new environment labelled on the robot (a val
+    split alone holds too few errors to fit the scaling on: docs/results.md). `perturb`: also fit on one augmented copy of each of those
     images (`glassware.calibration.perturbed`). `openset`: fit and ship the open-set score
     (`glassware.calibration.openset`). `not_glassware_dir`: a folder of images that are not glassware (any
     layout), on which every format's accepted glassware answers are counted: the open-set check.
