@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from glassware.edge_runtime.classifier import Classifier
+from glassware.edge_runtime.collect import FrameCollector
 from glassware.edge_runtime.sources import Frame, FrameSource
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
 from glassware.errors import FrameFormatError, ImageDecodeError
@@ -73,8 +74,10 @@ def replay(
     sampler: FrameSampler | None = None,
     smoother: LabelSmoother | None = None,
     progress: bool = True,
+    collector: FrameCollector | None = None,
 ) -> ReplayResult:
-    """Run the source through sampler, classifier and smoother; speed None = as fast as possible."""
+    """Run the source through sampler, classifier and smoother; speed None = as fast as possible. Every
+    classified frame is offered to the `collector`, if given, as on the robot."""
     sampler = sampler or FrameSampler()
     smoother = smoother or LabelSmoother(classifier.class_names, threshold=classifier.threshold,
                                          thresholds=classifier.thresholds)
@@ -119,6 +122,9 @@ def replay(
             frame, x, preprocess_ms = prepared
         p = classifier.classify_input(x, preprocess_ms)
         label, confidence = smoother.update(p.evidence)
+        if collector is not None:
+            collector.offer(frame.data, p, classifier.class_names, encoding=frame.encoding, stamp_s=frame.stamp_s,
+                            frame_index=frame.index, bundle_id=classifier.bundle.bundle_id, source=str(source.path))
         result.records.append(FrameRecord(
             frame.index, frame.stamp_s - first_stamp[0], p.label, classifier.class_names[p.class_index],
             p.confidence, label, confidence, p.preprocess_ms, p.inference_ms, p.novelty))

@@ -57,6 +57,16 @@ def _register_replay(subparsers) -> None:
                         "exit 1 when one is not met (default: " + ", ".join(DEFAULT_REQUIREMENTS)
                         + ", where measured). Metrics: " + ", ".join(METRICS))
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    collect = p.add_argument_group("collect", "keep the frames answered unknown, to label (glassware label DIR)")
+    collect.add_argument("--collect", type=Path, metavar="DIR", help="folder for the kept frames (JPEG + JSON)")
+    collect.add_argument("--collect-audit-share", type=float, default=0.02,
+                         help="share of accepted frames kept too, for auditing")
+    collect.add_argument("--collect-max-rate-hz", type=float, default=2.0,
+                         help="at most this many kept frames per second of frame time; 0 = no limit")
+    collect.add_argument("--collect-max-mb", type=float, default=500.0,
+                         help="disk bound of the folder: the oldest kept frames are deleted past it")
+    collect.add_argument("--collect-duplicate-bits", type=int, default=5,
+                         help="skip a frame within this many bits (64-bit dHash) of a recently kept one; -1 = off")
     p.set_defaults(func=_replay)
 
 
@@ -86,6 +96,7 @@ def _speed(text: str) -> float | None:
 def _replay(args: argparse.Namespace) -> int:
     from glassware.edge_runtime.backends import parse_providers
     from glassware.edge_runtime.classifier import Classifier
+    from glassware.edge_runtime.collect import FrameCollector
     from glassware.edge_runtime.sources import open_source
     from glassware.edge_runtime.stream import FrameSampler, LabelSmoother
     from glassware.evaluation import replay
@@ -103,13 +114,20 @@ def _replay(args: argparse.Namespace) -> int:
         smoother = LabelSmoother(classifier.class_names, alpha=args.smooth_alpha, switch_margin=args.switch_margin,
                                  threshold=classifier.threshold, min_updates=args.min_updates,
                                  release_margin=args.release_margin, thresholds=classifier.thresholds)
+        collector = FrameCollector(
+            args.collect, audit_share=args.collect_audit_share, max_rate_hz=args.collect_max_rate_hz,
+            max_mb=args.collect_max_mb, duplicate_bits=args.collect_duplicate_bits) if args.collect else None
     except ValueError as e:  # an out-of-range option
         print(f"glassware replay: error: {e}", file=sys.stderr)
         return 2
     truth_file = args.truth or (args.source.with_suffix(".csv") if source.kind == "video" else None)
     truth = Truth(truth_file) if truth_file and (args.truth or truth_file.is_file()) else None
-    out = replay.run(source, classifier, args.out, speed=args.speed, sampler=sampler, smoother=smoother,
-                     truth=truth, progress=args.progress, requirements=args.require)
+    try:
+        out = replay.run(source, classifier, args.out, speed=args.speed, sampler=sampler, smoother=smoother,
+                         truth=truth, progress=args.progress, requirements=args.require, collector=collector)
+    finally:
+        if collector is not None:
+            collector.close()
     print(replay.summary_table(out))
     print(f"wrote {args.out / 'replay.json'}, {args.out / 'frames.csv'}, {args.out / 'timeline.png'}")
     return 0 if all_met(out["requirements"]) else 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from glassware.edge_runtime.classifier import Classifier, measure_overhead
+from glassware.edge_runtime.collect import FrameCollector
 from glassware.edge_runtime.replay import FrameRecord, ReplayResult, replay
 from glassware.edge_runtime.sources import Frame, FrameSource
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother
@@ -111,6 +112,12 @@ def summary_table(out: dict) -> str:
         o = out["overhead"]
         lines.append(("classifier vs bare resize+invoke",
                       f"{o['classifier_ms_p50']:.3f} / {o['bare_ms_p50']:.3f} ms = {o['ratio']:.2f}x"))
+    if "collect" in out:
+        c = out["collect"]
+        lines.append(("collected (kept / offered)",
+                      f"{c['kept']} / {c['offered']} into {c['dir']}: skipped {c['skipped_rate']} for the rate, "
+                      f"{c['skipped_duplicate']} duplicates, {c['dropped_queue_full']} queue full; "
+                      f"{c['deleted_for_space']} deleted for space; {c['errors']} errors"))
     if out["truth"]:
         t = out["truth"]
         sw, st, no = t["label_switches"], t["stress"], t["no_object_frames"]
@@ -146,16 +153,18 @@ def run(
     progress: bool = True,
     overhead: bool = True,
     requirements: list[str] | None = None,
+    collector: FrameCollector | None = None,
 ) -> dict:
     """Replay, then write replay.json, frames.csv and timeline.png into out_dir; returns the report.
 
     At max speed, `overhead` also measures the classifier against a bare resize+invoke loop (a few seconds).
     `requirements`: checked into the report's `requirements` (None: the defaults, where measured).
+    `collector`: offered every classified frame; its counters, once all is written, go into `collect`.
     """
     sampler = sampler or FrameSampler()
     smoother = smoother or LabelSmoother(classifier.class_names, threshold=classifier.threshold,
                                          thresholds=classifier.thresholds)
-    result = replay(source, classifier, speed, sampler, smoother, progress)
+    result = replay(source, classifier, speed, sampler, smoother, progress, collector)
     header = {"source": {"path": str(source.path), "kind": source.kind, "declared_frames": source.expected,
                          "topic": getattr(source, "topic", None), "problems": source.problems},
               **settings(classifier, speed, sampler, smoother)}
@@ -163,6 +172,9 @@ def run(
                        classifier.class_names, by_index=source.kind != "rosbag2")
     out["bad_frames"] = result.bad[:50]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    if collector is not None:
+        collector.flush()
+        out["collect"] = {"dir": str(collector.out_dir), **collector.counters(), "last_error": collector.last_error}
     if overhead and speed is None and result.sample_frames:
         out["overhead"] = _overhead(classifier, result.sample_frames)
     out["requirements"] = req.check(out, requirements)
