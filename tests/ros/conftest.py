@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ros_harness import INSTALL, WORKSPACE, ros_environment, start_classifier, wait_until
+from ros_harness import EXECUTABLES, INSTALL, WORKSPACE, ros_environment, start_classifier, wait_until
 
 REFERENCE_FORMAT = "tflite_int8"
 
@@ -142,7 +142,7 @@ def start_ros(ros_env, tmp_path_factory):
 
     def start(executable: str, params: dict | None = None, remaps: dict | None = None, name: str = "",
               command: list[str] | None = None) -> RosProcess:
-        args = [*(command or [str(INSTALL / "glassware_vision" / "lib" / "glassware_vision" / executable)]), "--ros-args"]
+        args = [*(command or [str(EXECUTABLES / executable)]), "--ros-args"]
         for key, value in (params or {}).items():
             args += ["-p", f"{key}:={_ros_value(value)}"]
         for old, new in (remaps or {}).items():

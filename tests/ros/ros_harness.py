@@ -88,7 +88,8 @@ class NodeUnderTest:
         from rclpy.parameter import Parameter
 
         client = probe.node.create_client(SetParameters, f"{NS}/{self.name}/set_parameters")
-        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                    for k, v in values.items()])
         try:
             return probe.call(client, request).results
         finally:
@@ -119,7 +120,8 @@ def start_classifier(start_ros, probe, bundle, name: str, compressed: bool = Fal
 
     def answered() -> bool:
         if not results:
-            publisher.publish(compressed_msg(warm_up, header(probe)) if compressed else image_msg(warm_up, header(probe)))
+            make = compressed_msg if compressed else image_msg
+            publisher.publish(make(warm_up, header(probe)))
         return bool(results)
 
     assert wait_until(answered, STARTUP_S, 0.2), f"{name} does not answer:\n{process.output()}"

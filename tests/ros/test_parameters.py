@@ -86,7 +86,11 @@ def test_the_launch_file_has_an_argument_per_parameter_and_passes_the_ones_given
     assert set(arguments) == {p.name for p in PARAMETERS} | LAUNCH_ONLY
     assert all(arguments[p.name]["default_value"] == "" for p in PARAMETERS)  # empty: the YAML's value
 
+    unset = {a.args[0] for a in launch.large_images_profile() if type(a).__name__ == "UnsetEnvironmentVariable"}
+    assert unset == {"ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"}  # as the profile needs
+
     [node] = launch.classifier_node({"bundle": "/b", "smoothing_alpha": "0.5", "threshold": ""})
     overrides = node.kwargs["parameters"][1]
     assert set(overrides) == {"bundle", "smoothing_alpha"}
-    assert overrides["smoothing_alpha"].kwargs["value_type"] is float and overrides["bundle"].kwargs["value_type"] is str
+    assert overrides["smoothing_alpha"].kwargs["value_type"] is float
+    assert overrides["bundle"].kwargs["value_type"] is str

@@ -105,7 +105,8 @@ def test_stale_and_unstamped_frames_are_never_accepted_and_are_counted(raw_node,
         assert out.stale and not out.accepted and math.isnan(out.frame_age_ms)
 
         after = raw_node.status(lambda v: int(v["unstamped"]) > int(before["unstamped"]))
-        assert int(after["stale"]) - int(before["stale"]) == 2 and int(after["unstamped"]) - int(before["unstamped"]) == 1
+        assert int(after["stale"]) - int(before["stale"]) == 2
+        assert int(after["unstamped"]) - int(before["unstamped"]) == 1
         assert after["latency_p99_ms"] != "nan"  # the unstamped frame is not in the latency figures
     finally:
         assert all(r.successful for r in raw_node.set_parameters(probe, max_frame_age_ms=0.0))

@@ -27,18 +27,15 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from glassware_vision.messages import Decision, bgr_of, classification_msg, draw_label, frame_of, image_msg
 from glassware_vision.parameters import PARAMETERS
+from glassware_vision.qos import SENSOR_QOS, overridable
 from glassware_vision.spin import run_node
 from glassware_vision.stats import StreamStats, diagnostic_status
 
-# REP-2003: sensor data is consumed best effort; depth 1 because only the newest frame matters.
-SENSOR_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.BEST_EFFORT,
-                        durability=DurabilityPolicy.VOLATILE)
 LOG_THROTTLE_S = 5.0
 
 
@@ -102,10 +99,12 @@ class ClassifierNode(Node):
         self._busy_since: float | None = None
         self.failed = False
         self._publisher = self.create_publisher(Classification, "~/classification", 10)
-        self._debug_publisher = self.create_publisher(Image, "~/debug_image", 1) if declared["publish_debug_image"] else None
+        self._debug_publisher = (self.create_publisher(Image, "~/debug_image", 1)
+                                 if declared["publish_debug_image"] else None)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         image_type = CompressedImage if self._compressed else Image
-        self._subscription = self.create_subscription(image_type, "image", self._on_image, SENSOR_QOS)
+        self._subscription = self.create_subscription(image_type, "image", self._on_image, SENSOR_QOS,
+                                                      qos_overriding_options=overridable())
         # steady: health must be reported when /clock (use_sim_time) stops, and not jump with the wall clock
         self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
 

@@ -3,7 +3,9 @@
     recorder --out results.jsonl --ros-args -r image:=/camera/image_raw -r classification:=/glassware_classifier/classification
 
 Frames are numbered in arrival order (reliable subscription, so a replayed video's frame k is line k of
-`frame` records), which lets a replay be scored against frame-accurate ground truth by header stamp.
+`frame` records), which lets a replay be scored against frame-accurate ground truth by header stamp. A camera
+that publishes best effort needs the QoS override `qos_overrides.<image topic>.subscription.reliability:=best_effort`
+(glassware_vision.qos), or it is never matched.
 Classification records carry the receive time, so end-to-end latency is receive - header.stamp.
 """
 
@@ -17,6 +19,7 @@ from glassware_vision_msgs.msg import Classification
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from glassware_vision.qos import overridable
 from glassware_vision.spin import run_node
 
 
@@ -29,7 +32,7 @@ class Recorder(Node):
         super().__init__("glassware_recorder")
         self.out = out
         self.frames = 0
-        self.create_subscription(Image, "image", self.on_image, 1000)
+        self.create_subscription(Image, "image", self.on_image, 1000, qos_overriding_options=overridable())
         self.create_subscription(Classification, "classification", self.on_classification, 1000)
 
     def on_image(self, msg: Image) -> None:

@@ -72,7 +72,8 @@ def diagnostic_status(name: str, hardware_id: str, report: dict, extra: dict[str
     (`report["waiting_s"]`: the worker is stuck); WARN when no frame arrived on `topic`, or malformed ones did,
     since the last report; else OK."""
     if report.get("waiting_s", 0.0) > stall_s:
-        level, message = DiagnosticStatus.ERROR, f"stalled: a frame has waited {report['waiting_s']:.1f} s for its result"
+        level = DiagnosticStatus.ERROR
+        message = f"stalled: a frame has waited {report['waiting_s']:.1f} s for its result"
     elif report["input_rate_hz"] == 0:
         level, message = DiagnosticStatus.WARN, f"no frames on {topic}"
     elif report["new_bad"]:

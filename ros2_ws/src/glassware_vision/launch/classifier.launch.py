@@ -41,7 +41,9 @@ def large_images_profile():
     return [
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
                                PathJoinSubstitution([SHARE, "config", "fastdds_large_images.xml"]), condition=enabled),
-        UnsetEnvironmentVariable("ROS_AUTOMATIC_DISCOVERY_RANGE", condition=enabled),  # it overrides the profile
+        # each of these overrides the profile's transports (ROS_LOCALHOST_ONLY: before Jazzy, still honoured)
+        *[UnsetEnvironmentVariable(name, condition=enabled)
+          for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY")],
     ]
 
 
