@@ -44,7 +44,9 @@ log = logging.getLogger(__name__)
 SCHEMA = "glassware-collect/1"
 KEPT_UNKNOWN, KEPT_AUDIT = "unknown", "audit"
 # A kept frame's file stem: UTC time of writing and a sequence number, so names sort oldest first.
-STEM = re.compile(r"^\d{8}-\d{6}-\d{6}-\d{4}$")
+_STEM = r"\d{8}-\d{6}-\d{6}-\d{4}"
+STEM = re.compile(f"^{_STEM}$")
+TMP = re.compile(rf"^\.{_STEM}\.(jpg|json)\.tmp$")  # write_atomic's temporary files, for our names
 LOGGED_ERRORS = 10  # then every 100th, so a full disk does not flood the log
 
 
@@ -193,9 +195,9 @@ class FrameCollector:
             raise ValueError(f"{size} bytes is more than the disk bound ({self.max_mb} MB)")
         self._make_room(size)
         image = self.out_dir / f"{stem}.jpg"
-        _write_atomic(image, jpeg)
+        write_atomic(image, jpeg)
         try:
-            _write_atomic(self.out_dir / f"{stem}.json", sidecar)  # last: it marks the frame complete
+            write_atomic(self.out_dir / f"{stem}.json", sidecar)  # last: it marks the frame complete
         except OSError:
             image.unlink(missing_ok=True)  # not left behind uncounted
             raise
@@ -260,7 +262,7 @@ class FrameCollector:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             on_disk: dict[str, int] = {}
             for path in sorted(self.out_dir.iterdir()):
-                if path.name.startswith(".") and path.name.endswith(".tmp"):
+                if TMP.match(path.name):
                     path.unlink()  # an interrupted write of ours
                 elif STEM.match(path.stem) and path.suffix in (".jpg", ".json"):
                     on_disk[path.stem] = on_disk.get(path.stem, 0) + path.stat().st_size
@@ -300,7 +302,7 @@ def collected_frames(out_dir: str | Path) -> tuple[list[tuple[Path, dict]], list
     return frames, problems
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see all of it or nothing, even after a crash or power loss."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:

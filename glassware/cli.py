@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "glassware.training.commands",
     "glassware.export.commands",
     "glassware.evaluation.commands",
+    "glassware.labelling.commands",
 )
 
 

@@ -107,14 +107,14 @@ def test_disk_bound_drops_the_oldest_frames(tmp_path):
 def test_a_jpeg_without_its_sidecar_is_an_incomplete_write(tmp_path, monkeypatch):
     import glassware.edge_runtime.collect as collect
 
-    real = collect._write_atomic
+    real = collect.write_atomic
 
     def full_disk_for_sidecars(path, data):
         if path.suffix == ".json":
             raise OSError(28, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(collect, "_write_atomic", full_disk_for_sidecars)
+    monkeypatch.setattr(collect, "write_atomic", full_disk_for_sidecars)
     with FrameCollector(tmp_path, max_rate_hz=0) as c:
         assert offer(c, scene(1))  # accepted for writing; the failure stays in the writer
     assert c.counters()["errors"] == 1 and "No space left" in c.last_error
