@@ -24,8 +24,16 @@ def register(subparsers) -> None:
 
 def _label(args: argparse.Namespace) -> int:
     from glassware.edge_runtime.bundle import Bundle
-    from glassware.labelling.server import make_label_server
     from glassware.labelling.store import LabelStore
+
+    try:
+        from glassware.labelling.server import make_label_server
+    except ModuleNotFoundError as e:
+        if e.name != "bottle":
+            raise
+        print("glassware label: error: needs the label extra: pip install 'glassware-vision[label]'",
+              file=sys.stderr)
+        return 2
 
     class_names = Bundle.load(args.bundle).class_names
     store = LabelStore(args.collected, args.out or args.collected / "labelled", class_names)
