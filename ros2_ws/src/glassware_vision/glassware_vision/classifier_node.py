@@ -6,7 +6,11 @@ blocks, nothing queues, and a slow model skips frames instead of falling behind 
 
 from __future__ import annotations
 
-import dataclasses
+from glassware_vision.stop import exit_on_first_signal
+
+exit_on_first_signal()  # before the slow imports below: Ctrl-C while they run must exit cleanly too
+
+import dataclasses  # noqa: E402 (after the signal handlers, on purpose)
 import math
 import sys
 import threading
@@ -235,7 +239,8 @@ class ClassifierNode(Node):
         self._settings = dataclasses.replace(self._settings, **values)
         if "max_rate_hz" in values:
             self._sampler = FrameSampler(max_rate_hz=values["max_rate_hz"])
-        self.get_logger().info(", ".join(f"{name} set to {value}" for name, value in values.items()))
+        if values:
+            self.get_logger().info(", ".join(f"{name} set to {value}" for name, value in values.items()))
         return SetParametersResult(successful=True)
 
     def destroy_node(self) -> None:

@@ -18,6 +18,8 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
+from glassware_vision.stop import ignore_signals
+
 N = TypeVar("N", bound=Node)
 
 
@@ -43,10 +45,16 @@ def run_node(make_node: Callable[[], N], args: list[str] | None = None,
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # else a signal shut the context down while the node was being made: part of stopping, not an error
     finally:
+        ignore_signals()  # a second Ctrl-C must not interrupt the clean-up
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        ignore_signals(until_exit=True)
     return 1 if getattr(node, "failed", False) else 0
 
 
