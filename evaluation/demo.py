@@ -10,6 +10,7 @@ worked example; the report links every figure it quotes to the JSON that produce
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import subprocess
 import sys
@@ -25,10 +26,13 @@ SIZES = {
     # test and stress images per class make the 0.5-point int8 gate 4.5 images; as many again, held out,
     # calibrate the confidence; the paper's VGG trains about as long as lite0, so the two compare at equal
     # compute.
+    # Adaptation: a stress-domain video to collect from, another seed's to test on, and a short fine-tuning.
     "full": {"train": 300, "test": 100, "stress": 100, "vgg_epochs": 10, "lite0_epochs": 40, "not_glassware": 40,
-             "video_s": 60},
+             "video_s": 60, "adapt_video_s": 120, "adapt_collect_hz": 10, "adapt_epochs": 10,
+             "adapt_fine_tune_epochs": 2},
     "quick": {"train": 20, "test": 8, "stress": 8, "vgg_epochs": 3, "lite0_epochs": 5, "not_glassware": 4,
-              "video_s": 10},
+              "video_s": 10, "adapt_video_s": 10, "adapt_collect_hz": 10, "adapt_epochs": 2,
+              "adapt_fine_tune_epochs": 1},
 }
 MODELS = ("lite0", "vgg")
 
@@ -39,6 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline in a few minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-ros", action="store_true", help="do not replay through the ROS 2 node")
+    p.add_argument("--skip-adapt", action="store_true", help="do not run the adaptation step")
     p.set_defaults(func=run)
 
 
@@ -109,9 +114,56 @@ def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         ros_replay.run(video, best, out / "replay_ros")
         timings["replay-ros"] = round(time.perf_counter() - t0, 1)
+    if not args.skip_adapt and best.name == "lite0":  # continuing a run needs the transfer model's
+        adapt(step, out, best, size, args.seed, timings)
     path = report.write(out, timings)
     print(f"\nReport: {path}")
     return 0
+
+
+def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -> dict:
+    """The adaptation step (`glassware.evaluation.adapt`): collect on one stress video, label (stand-in),
+    fine-tune, export, and replay another seed's stress video with the old and the new bundle."""
+    from glassware.edge_runtime.bundle import Bundle
+    from glassware.evaluation import adapt as steps
+    from glassware.evaluation.truth import Truth
+
+    data, work = out / "data", out / "adapt"
+    videos = {name: data / "video" / f"stress_{name}.mp4" for name in ("collect", "test")}
+    for k, (name, video) in enumerate(videos.items()):
+        step(f"adapt-synth-{name}", "synth-video", "--out", str(video), "--seconds", str(size["adapt_video_s"]),
+             "--stress-share", "1", "--seed", str(seed + 5000 + k))
+    before = Bundle.load(bundle, verify=False)
+    model_format = json.loads((out / "replay" / bundle.name / "replay.json").read_text())["format"]
+    replay = ("--speed", "max", "--format", model_format, "--no-progress")
+    step("adapt-collect", "replay", str(videos["collect"]), "--bundle", str(bundle), "--out", str(work / "collect"),
+         "--collect", str(work / "collected"), "--collect-max-rate-hz", str(size["adapt_collect_hz"]), *replay,
+         accept=(0, 1))
+    t0 = time.perf_counter()
+    counts = steps.label_from_truth(work / "collected", Truth(videos["collect"].with_suffix(".csv")),
+                                    before.class_names, work / "labelled", work / "labelled_held_out")
+    timings["adapt-label-stand-in"] = round(time.perf_counter() - t0, 1)
+    run_dir, adapted = out / "runs" / f"{bundle.name}_adapted", out / "bundles" / f"{bundle.name}_adapted"
+    step("adapt-train", "train", "--model", bundle.name, "--init-from", str(out / "runs" / bundle.name),
+         "--data", str(data / "lab_train"), "--data", str(work / "labelled"), "--out", str(run_dir),
+         "--epochs", str(size["adapt_epochs"]), "--fine-tune-epochs", str(size["adapt_fine_tune_epochs"]),
+         "--feature-copies", "1",
+         "--seed", str(seed), *(["--resume"] if (run_dir / "checkpoints" / "state.json").exists() else []))
+    step("adapt-export", "export", "--run", str(run_dir), "--out", str(adapted), "--formats", model_format,
+         "--test", str(data / "lab_test"), "--stress", str(data / "stress"),
+         "--calibration", str(data / "lab_calibration"), "--calibration", str(work / "labelled_held_out"),
+         "--not-glassware", str(data / "not_glassware"), "--keep-failed")
+    result = {"stand_in": steps.STAND_IN, **counts}
+    for name, path in (("before", bundle), ("after", adapted)):
+        step(f"adapt-replay-{name}", "replay", str(videos["test"]), "--bundle", str(path),
+             "--out", str(work / name), *replay, accept=(0, 1))
+        result[name] = steps.summary(json.loads((work / name / "replay.json").read_text()),
+                                     Bundle.load(path, verify=False).manifest)
+    result["seconds"] = {k: v for k, v in timings.items() if k.startswith("adapt-")}
+    result["seconds"]["collect_label_train_export"] = round(sum(
+        timings[k] for k in ("adapt-collect", "adapt-label-stand-in", "adapt-train", "adapt-export")), 1)
+    (work / "adapt.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def best_bundle(bundles: list[Path]) -> Path:

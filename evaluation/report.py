@@ -95,6 +95,7 @@ def headline(out: Path, timings: dict[str, float]) -> list[str]:
     bench = _load(out / "bench" / "bench.json") or {}
     best = (out / "best_bundle.txt").read_text().strip() if (out / "best_bundle.txt").exists() else None
     ros = _load(out / "replay_ros" / "replay.json") if best else None
+    adapted = _load(out / "adapt" / "adapt.json")
     columns, rows = [], {}
 
     def add(label: str, value: str) -> None:
@@ -137,6 +138,12 @@ def headline(out: Path, timings: dict[str, float]) -> list[str]:
                 f"{ros['frames']['classified']}/{ros['frames']['in']}, {p.get('p50', 0):.1f} / {p.get('p99', 0):.1f} ms")
         else:
             add("ROS 2 node, same video at 30 Hz: classified, latency p50 / p99", "–")
+        if adapted:
+            b, a = adapted["before"], adapted["after"]
+            add("adapted on the robot: stress video of another seed answered (wrong), before → after",
+                f"{_pct(b['stress_coverage'])} ({_pct(b['stress_confidently_wrong'])}) → "
+                f"{_pct(a['stress_coverage'])} ({_pct(a['stress_confidently_wrong'])}); lab test "
+                f"{_pct(a['lab_accuracy'])}" if best == model else "–")
     if not columns:
         return []
     total = sum(timings.values())
@@ -262,6 +269,27 @@ def _replay_section(out: Path) -> list[str]:
             "whole object include objects entering and leaving the picture.", "", *pics, ""]
 
 
+def _adapt_section(out: Path) -> list[str]:
+    a = _load(out / "adapt" / "adapt.json")
+    if not a:
+        return []
+    rows = [[name, a[name]["bundle_id"], a[name]["format"], _pct(a[name]["stress_coverage"]),
+             _pct(a[name]["stress_precision"]), _pct(a[name]["stress_confidently_wrong"]),
+             _pct(a[name]["lab_accuracy"])] for name in ("before", "after")]
+    seconds = a["seconds"]
+    return ["## 6. Adaptation to the stress domain", "",
+            f"Collected on one stress-domain video, {a['collected']} frames kept (`replay --collect`); labelled by "
+            f"{a['stand_in']}: {a['labelled']} for training, {a['held_out']} held out for calibration, "
+            f"{a['rejected']} rejected (an object only partly in view). Fine-tuned from the deployed run on the lab "
+            f"training images and the labelled frames together, exported, then both bundles replayed on a "
+            f"stress-domain video of another seed. Collect + label + fine-tune + export: "
+            f"{seconds['collect_label_train_export'] / 60:.1f} min.", "",
+            table(["bundle", "id", "format", "stress frames answered", "precision of answers",
+                   "confidently wrong", "lab test accuracy (Keras)"], rows), "",
+            _img(out, out / "adapt" / "before" / "timeline.png", "before adaptation"), "",
+            _img(out, out / "adapt" / "after" / "timeline.png", "after adaptation"), ""]
+
+
 def write(out: Path, timings: dict[str, float]) -> Path:
     """Write OUT/report.md from the outputs of the demo steps; returns its path."""
     total = sum(timings.values())
@@ -271,7 +299,7 @@ def write(out: Path, timings: dict[str, float]) -> Path:
         f"Python {platform.python_version()} · total {total / 60:.1f} min", "",
         *headline(out, timings), *_summary_section(out), *_data_section(out), *_training_section(out), *_export_section(out),
         *_bench_section(out),
-        *_replay_section(out),
+        *_replay_section(out), *_adapt_section(out),
         "## Step timings", "", table(["step", "seconds"], [[k, v] for k, v in timings.items()]), "",
     ]
     path = out / "report.md"
