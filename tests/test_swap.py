@@ -1,0 +1,56 @@
+"""Swapping the bundle while running: the new one takes over when it loads and passed its gate, else the old stays."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+
+from glassware.edge_runtime.classifier import Classifier
+from glassware.edge_runtime.swap import ModelSwap
+
+FRAME = np.zeros((48, 64, 3), np.uint8)
+
+
+def copy_bundle(tiny_bundle, path):
+    shutil.copytree(tiny_bundle, path)
+    return path
+
+
+def test_a_good_bundle_takes_over_and_a_bad_one_leaves_the_old_in_place(tiny_bundle, tmp_path):
+    swap = ModelSwap(lambda p: Classifier(p, format="tflite_fp32"), tiny_bundle)
+    first = swap.current
+    assert swap.status["state"] == "ok" and swap.status["bundle_id"] == first.bundle.bundle_id
+
+    # tampered: a model file changed after export fails the hash check; the old classifier keeps answering
+    tampered = copy_bundle(tiny_bundle, tmp_path / "tampered")
+    model = next(p for p in tampered.iterdir() if p.suffix == ".tflite")
+    model.write_bytes(model.read_bytes()[:-16] + bytes(16))
+    assert swap.request(tampered)
+    status = swap.wait(60)
+    assert status["state"] == "failed" and "refused" in status["message"] and swap.current is first
+    assert swap.current.classify_frame(FRAME, "bgr8").scores.shape == (len(first.class_names),)
+
+    assert swap.request(tmp_path / "missing")
+    assert swap.wait(60)["state"] == "failed" and swap.current is first
+
+    again = copy_bundle(tiny_bundle, tmp_path / "again")
+    assert swap.request(again)
+    status = swap.wait(60)
+    assert status["state"] == "ok" and swap.current is not first and status["bundle"] == str(again)
+
+
+def test_a_format_that_failed_its_gate_is_not_swapped_in(tiny_bundle, tmp_path):
+    failed = copy_bundle(tiny_bundle, tmp_path / "failed")
+    manifest = json.loads((failed / "manifest.json").read_text())
+    for entry in manifest["formats"].values():
+        entry["gate"] = "fail"
+    from glassware.edge_runtime.bundle import write_manifest
+
+    write_manifest(failed, manifest)  # re-sealed: a bundle exported with --keep-failed looks like this
+    swap = ModelSwap(lambda p: Classifier(p, format="tflite_fp32"), tiny_bundle)
+    first = swap.current
+    swap.request(failed)
+    status = swap.wait(60)
+    assert status["state"] == "failed" and "gate" in status["message"] and swap.current is first
