@@ -96,7 +96,8 @@ class LabelStore:
         groups = _similar_groups([f.meta.get("dhash") for f in frames])
         rows = [{"name": f.name, "top_class": f.meta.get("top_class") or UNKNOWN,
                  "confidence": f.meta.get("confidence"), "raw_label": f.meta.get("raw_label"),
-                 "kept": f.meta.get("kept"), "label": labels.get(f.name), "similar": group}
+                 "kept": f.meta.get("kept"), "refused": bool(f.meta.get("refused")),
+                 "label": labels.get(f.name), "similar": group}
                 for f, group in zip(frames, groups)]
         done = [r["label"] for r in rows if r["label"] is not None]
         return {"choices": self.choices, "frames": rows,

@@ -96,7 +96,8 @@ function tile(frame) {
   const caption = document.createElement("figcaption");
   const guess = document.createElement("span");
   const confidence = frame.confidence == null ? "" : ` ${Math.round(100 * frame.confidence)} %`;
-  guess.textContent = `${frame.top_class}${confidence}`;
+  // A sure answer kept as unknown was refused by the open-set score: unlike anything trained on.
+  guess.textContent = `${frame.top_class}${confidence}${frame.refused ? " · novel" : ""}`;
   guess.title = `answered ${frame.raw_label}, kept as ${frame.kept}`;
   const label = document.createElement("span");
   label.className = "label";
