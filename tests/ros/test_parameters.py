@@ -14,7 +14,7 @@ from ros_harness import WORKSPACE
 
 pytestmark = [pytest.mark.ros, pytest.mark.usefixtures("ros_env")]
 PACKAGE = WORKSPACE / "src" / "glassware_vision"
-LAUNCH_ONLY = {"image_topic", "namespace", "params_file", "log_level", "large_images"}
+LAUNCH_ONLY = {"image_topic", "namespace", "params_file", "log_level", "large_images", "use_sim_time", "use_respawn"}
 
 
 def test_the_yaml_holds_every_parameter_with_its_default():
@@ -89,8 +89,9 @@ def test_the_launch_file_has_an_argument_per_parameter_and_passes_the_ones_given
     unset = {a.args[0] for a in launch.large_images_profile() if type(a).__name__ == "UnsetEnvironmentVariable"}
     assert unset == {"ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"}  # as the profile needs
 
-    [node] = launch.classifier_node({"bundle": "/b", "smoothing_alpha": "0.5", "threshold": ""})
+    [node] = launch.classifier_node({"bundle": "/b", "smoothing_alpha": "0.5", "threshold": "", "use_respawn": "true"})
     overrides = node.kwargs["parameters"][1]
+    assert node.kwargs["respawn"] is True
     assert set(overrides) == {"bundle", "smoothing_alpha"}
     assert overrides["smoothing_alpha"].kwargs["value_type"] is float
     assert overrides["bundle"].kwargs["value_type"] is str

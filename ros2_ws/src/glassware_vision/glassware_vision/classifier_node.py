@@ -20,16 +20,16 @@ from typing import NamedTuple
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from glassware.edge_runtime.classifier import Classifier
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
-from glassware.errors import BundleError, FrameFormatError, ImageDecodeError
+from glassware.errors import BundleError, FrameFormatError, GlasswareError, ImageDecodeError
 from glassware.labels import UNKNOWN
 from glassware.preprocessing import mono16_to_mono8
 from glassware_vision_msgs.msg import Classification
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -72,53 +72,108 @@ def stamp_ns(msg) -> int:
     return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
 
-class ClassifierNode(Node):
+class ClassifierNode(LifecycleNode):
+    """A managed (lifecycle) node: configure loads and verifies the bundle, activate subscribes and starts the
+    worker, deactivate stops both, cleanup releases the model. With `autostart` it goes to active by itself.
+    Parameters and diagnostics are there in every state."""
+
     def __init__(self) -> None:
         super().__init__("glassware_classifier")
-        self._stopping = threading.Event()  # destroy_node sets it; rclpy may call that even after a failed start
-        self._worker: threading.Thread | None = None
         declared = {p.name: self.declare_parameter(p.name, Parameter.Type.DOUBLE if p.default is None else p.default,
                                                    p.descriptor()).value for p in PARAMETERS}
-        bundle, providers, threshold = declared["bundle"], declared["providers"], declared["threshold"]
-        self._compressed = declared["compressed"]
-        if not bundle:
-            raise BundleError("parameter 'bundle' is not set: pass -p bundle:=/path/to/bundle")
-        self._classifier = Classifier(bundle, format=declared["format"], threads=declared["threads"],
-                                      providers=[p.strip() for p in providers.split(",") if p.strip()] or None)
-        self._class_names = self._classifier.bundle.class_names
-        self._bundle_id = self._classifier.bundle.bundle_id
-
+        self._config = {p.name: declared[p.name] for p in PARAMETERS if not p.run_time}
         self._settings = Settings(**{p.name: declared[p.name] for p in PARAMETERS if p.run_time})
-        if threshold is None:  # shown, yet not set: before the on-set callback, the bundle's thresholds stay
-            self.set_parameters([Parameter("threshold", Parameter.Type.DOUBLE, self._classifier.threshold)])
-        self._smoother = LabelSmoother(self._class_names) if declared["smoothing"] else None
-        self._sampler = FrameSampler(max_rate_hz=declared["max_rate_hz"])
+        self._sampler = FrameSampler(max_rate_hz=self._settings.max_rate_hz)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._epoch = self._smoothed_epoch = 0
-        self._last_stamp_ns = 0
-
+        self._classifier: Classifier | None = None
+        self._publisher = self._debug_publisher = self._subscription = None
+        self._worker: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._latest = LatestFrame()
         self._stats = StreamStats()
         self._last_bad = ""
         self._busy_since: float | None = None
+        self._epoch = self._smoothed_epoch = 0
+        self._last_stamp_ns = 0
+        self._start_error: Exception | None = None
         self.failed = False
-        self._publisher = self.create_publisher(Classification, "~/classification", 10)
-        self._debug_publisher = (self.create_publisher(Image, "~/debug_image", 1)
-                                 if declared["publish_debug_image"] else None)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        image_type = CompressedImage if self._compressed else Image
-        self._subscription = self.create_subscription(image_type, "image", self._on_image, SENSOR_QOS,
-                                                      qos_overriding_options=overridable())
         # steady: health must be reported when /clock (use_sim_time) stops, and not jump with the wall clock
         self.create_timer(1.0, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        if self._config["autostart"]:
+            self.trigger_configure()
+            if self._start_error is not None:  # standalone: a bundle that cannot load ends the process (exit 2)
+                raise self._start_error
+            if self.context.ok():  # else a signal came while the model loaded
+                self.trigger_activate()
 
-        self._worker = threading.Thread(target=self._work, name="classifier", daemon=True)
-        self._worker.start()
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        config = self._config
+        try:
+            if not config["bundle"]:
+                raise BundleError("parameter 'bundle' is not set: pass -p bundle:=/path/to/bundle")
+            providers = [p.strip() for p in config["providers"].split(",") if p.strip()] or None
+            self._classifier = Classifier(config["bundle"], format=config["format"], threads=config["threads"],
+                                          providers=providers)
+        except GlasswareError as e:
+            self._start_error = e
+            self.get_logger().error(f"cannot configure: {e}")
+            return TransitionCallbackReturn.FAILURE
+        if not self.context.ok():
+            return TransitionCallbackReturn.FAILURE  # a signal came while the model loaded: stopping
+        self._start_error = None
+        self._class_names = self._classifier.bundle.class_names
+        self._bundle_id = self._classifier.bundle.bundle_id
+        self._smoother = LabelSmoother(self._class_names) if config["smoothing"] else None
+        self._publisher = self.create_lifecycle_publisher(Classification, "~/classification", 10)
+        self._debug_publisher = (self.create_lifecycle_publisher(Image, "~/debug_image", 1)
+                                 if config["publish_debug_image"] else None)
         self.get_logger().info(
-            f"classifying {image_type.__name__} on {self._subscription.topic_name} with {self._bundle_id} "
-            f"({self._classifier.format_name} on {self._classifier.backend_name}), "
-            f"{self._thresholds_text(self._thresholds(self._settings))}, "
-            f"publishing {self._publisher.topic_name}")
+            f"loaded {self._bundle_id} ({self._classifier.format_name} on {self._classifier.backend_name}), "
+            f"{self._thresholds_text(self._thresholds(self._settings))}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # the lifecycle publishers first: the first result must go out
+        image_type = CompressedImage if self._config["compressed"] else Image
+        self._subscription = self.create_subscription(image_type, "image", self._on_image, SENSOR_QOS,
+                                                      qos_overriding_options=overridable())
+        self._stopping = threading.Event()
+        self._worker = threading.Thread(target=self._work, args=(self._stopping,), name="classifier", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"classifying {image_type.__name__} on {self._subscription.topic_name}, "
+                               f"publishing {self._publisher.topic_name}")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_classifying()
+        return super().on_deactivate(state)  # then the lifecycle publishers
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_classifying()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_classifying(self) -> None:
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        self._stopping.set()
+        if self._worker is not None:
+            self._worker.join(timeout=2.0)
+            self._worker = None
+        self._latest.take(timeout=0)  # a frame from before is no frame to classify after activation
+
+    def _release(self) -> None:
+        for publisher in (self._publisher, self._debug_publisher):
+            if publisher is not None:
+                self.destroy_lifecycle_publisher(publisher)
+        self._publisher = self._debug_publisher = None
+        self._classifier = None
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._stats.count("received")
@@ -140,9 +195,9 @@ class ClassifierNode(Node):
         gap_ms, limit_ms = (stamp - last) / 1e6, self._settings.smoothing_reset_gap_ms
         return gap_ms < 0 or 0 < limit_ms < gap_ms
 
-    def _work(self) -> None:
+    def _work(self, stopping: threading.Event) -> None:
         try:
-            while not self._stopping.is_set():
+            while not stopping.is_set():
                 pending = self._latest.take(timeout=0.1)
                 if pending is not None:
                     self._busy_since = pending.received_s  # a frame's wait for its result starts when it arrives
@@ -158,7 +213,7 @@ class ClassifierNode(Node):
     def _classify(self, pending: Pending) -> None:
         msg, settings = pending.msg, self._settings  # one snapshot for this frame's whole decision
         try:
-            if self._compressed:
+            if self._config["compressed"]:
                 prediction = self._classifier.classify_bytes(np.frombuffer(msg.data, np.uint8))
             else:
                 frame, encoding = frame_of(msg), msg.encoding
@@ -206,24 +261,32 @@ class ClassifierNode(Node):
         return np.full(len(self._class_names), settings.threshold, np.float32)
 
     def _publish_diagnostics(self) -> None:
-        extra = {
+        name = f"{self.get_fully_qualified_name()}: classification"
+        if self._subscription is None:  # not active: a lifecycle manager holds it back, or it failed to configure
+            why = f": {self._start_error}" if self._start_error else ""
+            status = DiagnosticStatus(level=DiagnosticStatus.WARN, name=name, message=f"not active{why}")
+        else:
+            busy_since = self._busy_since
+            waiting_s = time.monotonic() - busy_since if busy_since is not None else 0.0
+            status = diagnostic_status(name, self._bundle_id, self._stats.report() | {"waiting_s": waiting_s},
+                                       self._diagnostic_values(), topic=self._subscription.topic_name,
+                                       stall_s=self._settings.stall_timeout_ms / 1e3)
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._diagnostics.publish(DiagnosticArray(header=header, status=[status]))
+
+    def _diagnostic_values(self) -> dict[str, str]:
+        settings = self._settings
+        threshold = self._classifier.threshold if settings.threshold is None else settings.threshold
+        return {
             "bundle_id": self._bundle_id,
             "format": self._classifier.format_name,
             "backend": self._classifier.backend_name,
-            "threshold": f"{self.get_parameter('threshold').value:.3f}",
-            "class_thresholds": " ".join(f"{t:.3f}" for t in self._thresholds(self._settings)),
-            "max_rate_hz": str(self._settings.max_rate_hz),
-            "input": f"{self._subscription.topic_name} ({'CompressedImage' if self._compressed else 'Image'})",
+            "threshold": f"{threshold:.3f}",
+            "class_thresholds": " ".join(f"{t:.3f}" for t in self._thresholds(settings)),
+            "max_rate_hz": str(settings.max_rate_hz),
+            "input": f"{self._subscription.topic_name} ({'CompressedImage' if self._config['compressed'] else 'Image'})",
             "last_bad_frame": self._last_bad,
         }
-        busy_since = self._busy_since
-        waiting_s = time.monotonic() - busy_since if busy_since is not None else 0.0
-        status = diagnostic_status(f"{self.get_fully_qualified_name()}: classification", self._bundle_id,
-                                   self._stats.report() | {"waiting_s": waiting_s}, extra,
-                                   topic=self._subscription.topic_name,
-                                   stall_s=self._settings.stall_timeout_ms / 1e3)
-        header = Header(stamp=self.get_clock().now().to_msg())
-        self._diagnostics.publish(DiagnosticArray(header=header, status=[status]))
 
     def _thresholds_text(self, thresholds: np.ndarray) -> str:
         if thresholds.min() == thresholds.max():
@@ -244,9 +307,7 @@ class ClassifierNode(Node):
         return SetParametersResult(successful=True)
 
     def destroy_node(self) -> None:
-        self._stopping.set()
-        if self._worker is not None:
-            self._worker.join(timeout=2.0)
+        self._stop_classifying()
         super().destroy_node()
 
 

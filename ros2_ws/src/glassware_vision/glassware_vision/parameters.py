@@ -36,6 +36,7 @@ class Param:
 
 
 PARAMETERS = (
+    Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
     Param("bundle", "", "model bundle directory made by `glassware export` (required)"),
     Param("format", "auto", "bundle format (tflite_int8, onnx_fp32, ...); auto = the fastest passing int8 one, "
                             "timed at start-up"),

@@ -43,7 +43,7 @@ class Recorder(Node):
         self._write({
             "kind": "classification", "stamp_ns": _ns(msg.header.stamp),
             "received_ns": self.get_clock().now().nanoseconds, "label": msg.label,
-            "confidence": msg.confidence, "raw_label": msg.raw_label, "raw_confidence": msg.raw_confidence,
+            "confidence": msg.confidence, "accepted": msg.accepted, "stale": msg.stale, "raw_label": msg.raw_label, "raw_confidence": msg.raw_confidence,
             "novelty": msg.novelty, "refused": msg.refused,
             "scores": list(msg.scores), "preprocess_ms": msg.preprocess_ms, "inference_ms": msg.inference_ms,
             "bundle_id": msg.bundle_id, "model_format": msg.model_format,

@@ -1,7 +1,9 @@
 """How every glassware_vision executable runs its node: start rclpy, spin until SIGINT/SIGTERM, shut down cleanly.
 
 rclpy.init installs handlers for SIGINT and SIGTERM that shut the context down; a spinning executor then raises
-ExternalShutdownException (KeyboardInterrupt if Python sees the SIGINT first). Both are a normal stop.
+ExternalShutdownException, a normal stop. Python's own handlers only note the signal (glassware_vision.stop), so
+no KeyboardInterrupt lands in the middle of rclpy or of the clean-up, however often the signal comes. A node
+still being made finishes loading, then stops.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
-from glassware_vision.stop import ignore_signals
+from glassware_vision.stop import defer_signals, received
 
 N = TypeVar("N", bound=Node)
 
@@ -32,11 +34,16 @@ def run_node(make_node: Callable[[], N], args: list[str] | None = None,
     Exit code: 0; 2 on a GlasswareError or bad parameter (e.g. a missing or tampered bundle), told in one line
     on stderr; 1 if the node set `failed` (it shut itself down on a bug).
     """
+    defer_signals()  # rclpy's handlers stop the node; nothing may be interrupted halfway (see glassware_vision.stop)
     rclpy.init(args=args)
     node = None
     try:
+        if received():
+            return 0  # a signal came before rclpy's handlers were there
         node = make_node()
-        if work is None:
+        if not rclpy.ok():
+            pass  # a signal came while the node was being made
+        elif work is None:
             rclpy.spin(node)
         else:
             _work_while_spinning(node, work)
@@ -50,11 +57,10 @@ def run_node(make_node: Callable[[], N], args: list[str] | None = None,
             raise
         # else a signal shut the context down while the node was being made: part of stopping, not an error
     finally:
-        ignore_signals()  # a second Ctrl-C must not interrupt the clean-up
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-        ignore_signals(until_exit=True)
+        defer_signals(until_exit=True)
     return 1 if getattr(node, "failed", False) else 0
 
 

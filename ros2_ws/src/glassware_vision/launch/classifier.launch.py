@@ -27,6 +27,10 @@ def launch_arguments():
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([SHARE, "config", "classifier.yaml"]),
                               description="node parameters (YAML)"),
         DeclareLaunchArgument("log_level", default_value="info", description="node log level"),
+        DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (a bag or simulator)"),
+        DeclareLaunchArgument("use_respawn", default_value="false",
+                              description="start the node again 2 s after it exits (a crash, a stalled model "
+                                          "stopped by a supervisor)"),
         DeclareLaunchArgument("large_images", default_value="false",
                               description="true: use config/fastdds_large_images.xml (raw 640x480 and larger "
                                           "frames, every process on this machine; see the package README)"),
@@ -55,7 +59,10 @@ def classifier_node(context):
         executable="classifier_node",
         name="glassware_classifier",
         namespace=LaunchConfiguration("namespace"),
-        parameters=[LaunchConfiguration("params_file"), overrides],
+        parameters=[LaunchConfiguration("params_file"), overrides,
+                    {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}],
+        respawn=LaunchConfiguration("use_respawn").perform(context).lower() == "true",
+        respawn_delay=2.0,
         remappings=[("image", LaunchConfiguration("image_topic"))],
         ros_arguments=["--log-level", LaunchConfiguration("log_level")],
         output="screen",
