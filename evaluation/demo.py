@@ -28,10 +28,10 @@ SIZES = {
     # compute.
     # Adaptation: a stress-domain video to collect from, another seed's to test on, and a short fine-tuning.
     "full": {"train": 300, "test": 100, "stress": 100, "vgg_epochs": 10, "lite0_epochs": 40, "not_glassware": 40,
-             "video_s": 60, "adapt_video_s": 120, "adapt_collect_hz": 10, "adapt_epochs": 10,
+             "video_s": 60, "adapt_video_s": 120, "adapt_collect_hz": 10, "adapt_repeat": 8, "adapt_epochs": 10,
              "adapt_fine_tune_epochs": 2},
     "quick": {"train": 20, "test": 8, "stress": 8, "vgg_epochs": 3, "lite0_epochs": 5, "not_glassware": 4,
-              "video_s": 10, "adapt_video_s": 10, "adapt_collect_hz": 10, "adapt_epochs": 2,
+              "video_s": 10, "adapt_video_s": 10, "adapt_collect_hz": 10, "adapt_repeat": 8, "adapt_epochs": 2,
               "adapt_fine_tune_epochs": 1},
 }
 MODELS = ("lite0", "vgg")
@@ -147,7 +147,7 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
     step("adapt-train", "train", "--model", bundle.name, "--init-from", str(out / "runs" / bundle.name),
          "--data", str(data / "lab_train"), "--data", str(work / "labelled"), "--out", str(run_dir),
          "--epochs", str(size["adapt_epochs"]), "--fine-tune-epochs", str(size["adapt_fine_tune_epochs"]),
-         "--feature-copies", "1",
+         "--feature-copies", "1", "--extra-repeat", str(size["adapt_repeat"]),
          "--seed", str(seed), *(["--resume"] if (run_dir / "checkpoints" / "state.json").exists() else []))
     step("adapt-export", "export", "--run", str(run_dir), "--out", str(adapted), "--formats", model_format,
          "--test", str(data / "lab_test"), "--stress", str(data / "stress"),

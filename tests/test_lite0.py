@@ -159,9 +159,11 @@ def test_init_from_a_run_with_more_data_folders(tmp_path):
     # A learning rate too small to move anything: the new run answers as the one it started from.
     second = tmp_path / "second"
     assert glassware("train", "--data", data, "--data", labelled, "--init-from", first, "--out", second,
-                     "--epochs", 1, "--learning-rate", 1e-12, *quick) == 0
+                     "--epochs", 1, "--learning-rate", 1e-12, "--extra-repeat", 4, *quick) == 0
     info = json.loads((second / "run.json").read_text())
-    assert info["extra_data"] == [str(labelled.resolve())]
+    assert info["extra_data"] == [str(labelled.resolve())] and info["extra_repeat"] == 4
+    history = json.loads((second / "checkpoints" / "state.json").read_text())["history"]
+    assert history[0]["images_per_second"] > 0
     assert info["model_options"]["init_from"]["run"] == str(first.resolve())
     assert len(info["model_options"]["init_from"]["model_sha256"]) == 64
     split = info["splits"]["train"] + info["splits"]["val"]

@@ -383,3 +383,11 @@ def test_bench_train_times_both_pipelines(tmp_path):
     assert "paper-style" in (tmp_path / "out" / "bench_train.md").read_text()
     with pytest.raises(GlasswareError, match="epochs"):
         bench_train(tmp_path / "out", data_dir=data, epochs=1)
+
+
+def test_repeat_extra_repeats_only_the_images_of_extra_folders():
+    from glassware.training.data import repeat_extra
+
+    paths = ["A/1.jpg", "/robot/A/2.jpg", "B/3.jpg", "/robot/B/4.jpg"]
+    assert repeat_extra(paths, 3).tolist() == [0, 1, 1, 1, 2, 3, 3, 3]
+    assert repeat_extra(paths, 1).tolist() == [0, 1, 2, 3]

@@ -21,6 +21,9 @@ def _register_train(subparsers, run) -> None:
     p.add_argument("--data", required=True, action="append", dest="data_dir",
                    help="dataset: one sub-folder of images per class; repeat it to add folders of the same classes "
                         "(e.g. frames labelled on the robot)")
+    p.add_argument("--extra-repeat", type=int, default=d["extra_repeat"], metavar="N",
+                   help="each training image of the second and later --data folders is seen N times an epoch "
+                        "(default: %(default)s)")
     p.add_argument("--init-from", metavar="RUN",
                    help="start from the weights of this run (same model and classes): adapting a deployed model "
                         "to new data, with old and new --data together so that it keeps what it knew")

@@ -97,6 +97,12 @@ def prepare_data(
     return data
 
 
+def repeat_extra(paths: list[str], times: int) -> np.ndarray:
+    """Indices into `paths` with each image of an extra folder (an absolute path, see `scan_dataset`) `times`
+    times and every other once."""
+    return np.repeat(np.arange(len(paths)), [times if p.startswith("/") else 1 for p in paths])
+
+
 def scan_dataset(data_dir: str | Path, extra_dirs: tuple = ()) -> Scan:
     """List the image files of each class folder (sorted); raise DatasetError if there is nothing to train on.
 

@@ -37,6 +37,9 @@ class TrainConfig:
     out: str
     model: str = "vgg"
     extra_data: list[str] = field(default_factory=list)  # more class folders, merged into data_dir's
+    # Each training image of extra_data is seen this many times per epoch: a few hundred frames of a new
+    # environment would otherwise be lost among thousands of lab photos.
+    extra_repeat: int = 1
     init_from: str | None = None  # a run of the same model and classes whose weights this one starts from
     epochs: int = 40  # mobilenet with pretrained weights: epochs of phase 1 (new head, frozen base)
     batch_size: int | None = None  # None: DEFAULT_BATCH_SIZE[model]
@@ -82,6 +85,7 @@ class TrainConfig:
             "--fine-tune-epochs must be >= 0": self.fine_tune_epochs >= 0,
             "--fine-tune-layers must be >= 0": self.fine_tune_layers >= 0,
             "--feature-copies must be >= 0": self.feature_copies >= 0,
+            "--extra-repeat must be >= 1": self.extra_repeat >= 1,
         }
         problems = [message for message, ok in checks.items() if not ok]
         if problems:

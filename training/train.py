@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
@@ -30,7 +31,7 @@ from glassware.errors import RunError
 from glassware.preprocessing import Preprocessing
 from glassware.training import models
 from glassware.training.augment import augmentation_config, make_augmentation
-from glassware.training.data import prepare_data
+from glassware.training.data import prepare_data, repeat_extra
 from glassware.training.features import cached_features
 from glassware.training.pipeline import make_dataset
 from glassware.training.plots import plot_training_curves
@@ -78,9 +79,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                 model_options["init_from"] = _init_from(model, config, data.class_names)
             state = _new_state(config, data.class_names, model_options)
         augmentation = make_augmentation() if config.augment else None
-        images = (make_dataset(data.train.x, data.train.y, config.batch_size, training=True,
+        seen = repeat_extra(data.train.paths, config.extra_repeat)
+        images = (make_dataset(data.train.x[seen], data.train.y[seen], config.batch_size, training=True,
                                augmentation=augmentation, seed=config.seed),
-                  make_dataset(data.val.x, data.val.y, config.batch_size, training=False), len(data.train.y))
+                  make_dataset(data.val.x, data.val.y, config.batch_size, training=False), len(seen))
         checkpoint = RunCheckpoint(out, state, config, n_train=len(data.train.y), target=model)
         _run_phases(model, config, state, resumed, images, lambda: _head_features(model, config, state, data, out),
                     checkpoint)
@@ -124,6 +126,9 @@ def _head_features(model: keras.Model, config: TrainConfig, state: dict, data, o
     features = cached_features(model, out / "cache", data, copies, augmentation_config() if config.augment else None,
                                config.seed, weights)
     state["feature_seconds"] = round(state.get("feature_seconds", 0.0) + time.perf_counter() - start, 1)
+    n, seen = len(data.train.y), repeat_extra(data.train.paths, config.extra_repeat)
+    rows = np.concatenate([seen + n * copy for copy in range(len(features.train_y) // n)])  # originals, copies
+    features.train_x, features.train_y = features.train_x[rows], features.train_y[rows]
     return (make_dataset(features.train_x, features.train_y, config.batch_size, training=True, seed=config.seed),
             make_dataset(features.val_x, features.val_y, config.batch_size, training=False), len(features.train_y))
 
@@ -418,6 +423,7 @@ def _run_info(model: keras.Model, config: TrainConfig, data, spec: Preprocessing
         "preprocessing": spec.to_dict(),
         "data_dir": str(Path(config.data_dir).resolve()),
         "extra_data": [str(Path(d).resolve()) for d in config.extra_data],
+        "extra_repeat": config.extra_repeat,
         "seed": config.seed,
         "batch_size": config.batch_size,
         "val_fraction": config.val_fraction,
