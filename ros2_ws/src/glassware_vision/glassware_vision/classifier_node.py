@@ -284,7 +284,7 @@ class ClassifierNode(LifecycleNode):
             "threshold": f"{threshold:.3f}",
             "class_thresholds": " ".join(f"{t:.3f}" for t in self._thresholds(settings)),
             "max_rate_hz": str(settings.max_rate_hz),
-            "input": f"{self._subscription.topic_name} ({'CompressedImage' if self._config['compressed'] else 'Image'})",
+            "input": f"{self._subscription.topic_name} ({self._subscription.msg_type.__name__})",
             "last_bad_frame": self._last_bad,
         }
 
