@@ -143,6 +143,11 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
     counts = steps.label_from_truth(work / "collected", Truth(videos["collect"].with_suffix(".csv")),
                                     before.class_names, work / "labelled", work / "labelled_held_out")
     timings["adapt-label-stand-in"] = round(time.perf_counter() - t0, 1)
+    result = {"stand_in": steps.STAND_IN, **counts}
+    if not counts["labelled"]:  # nothing the model was unsure of: nothing to learn
+        result["note"] = "no frame labelled for training: the bundle was not adapted"
+        (work / "adapt.json").write_text(json.dumps(result, indent=2) + "\n")
+        return result
     run_dir, adapted = out / "runs" / f"{bundle.name}_adapted", out / "bundles" / f"{bundle.name}_adapted"
     step("adapt-train", "train", "--model", bundle.name, "--init-from", str(out / "runs" / bundle.name),
          "--data", str(data / "lab_train"), "--data", str(work / "labelled"), "--out", str(run_dir),
@@ -151,9 +156,9 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
          "--seed", str(seed), *(["--resume"] if (run_dir / "checkpoints" / "state.json").exists() else []))
     step("adapt-export", "export", "--run", str(run_dir), "--out", str(adapted), "--formats", model_format,
          "--test", str(data / "lab_test"), "--stress", str(data / "stress"),
-         "--calibration", str(data / "lab_calibration"), "--calibration", str(work / "labelled_held_out"),
+         "--calibration", str(data / "lab_calibration"),
+         *(["--calibration", str(work / "labelled_held_out")] if counts["held_out"] else []),
          "--not-glassware", str(data / "not_glassware"), "--keep-failed")
-    result = {"stand_in": steps.STAND_IN, **counts}
     for name, path in (("before", bundle), ("after", adapted)):
         step(f"adapt-replay-{name}", "replay", str(videos["test"]), "--bundle", str(path),
              "--out", str(work / name), *replay, accept=(0, 1))

@@ -138,7 +138,7 @@ def headline(out: Path, timings: dict[str, float]) -> list[str]:
                 f"{ros['frames']['classified']}/{ros['frames']['in']}, {p.get('p50', 0):.1f} / {p.get('p99', 0):.1f} ms")
         else:
             add("ROS 2 node, same video at 30 Hz: classified, latency p50 / p99", "–")
-        if adapted:
+        if adapted and "after" in adapted:
             b, a = adapted["before"], adapted["after"]
             add("adapted on the robot: stress video of another seed answered (wrong), before → after",
                 f"{_pct(b['stress_coverage'])} ({_pct(b['stress_confidently_wrong'])}) → "
@@ -273,6 +273,8 @@ def _adapt_section(out: Path) -> list[str]:
     a = _load(out / "adapt" / "adapt.json")
     if not a:
         return []
+    if "after" not in a:
+        return ["## 6. Adaptation to the stress domain", "", f"{a['collected']} frames collected; {a['note']}.", ""]
     rows = [[name, a[name]["bundle_id"], a[name]["format"], _pct(a[name]["stress_coverage"]),
              _pct(a[name]["stress_precision"]), _pct(a[name]["stress_confidently_wrong"]),
              _pct(a[name]["lab_accuracy"])] for name in ("before", "after")]
