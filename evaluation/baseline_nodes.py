@@ -70,7 +70,7 @@ def _echo_node():
     from glassware_vision_msgs.msg import Classification
     from sensor_msgs.msg import Image
 
-    from glassware_vision.classifier_node import SENSOR_QOS
+    from glassware_vision.qos import SENSOR_QOS
 
     node = rclpy.create_node("echo")
     publisher = node.create_publisher(Classification, "~/classification", 10)

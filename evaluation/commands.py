@@ -44,7 +44,8 @@ def _register_replay(subparsers) -> None:
     p.add_argument("--every-n", type=int, default=1, help="classify only every N-th frame")
     p.add_argument("--truth", type=Path, help="ground-truth CSV (frame,time_s,label,domain,phase); "
                                               "default: SOURCE.csv beside a video")
-    p.add_argument("--topic", help="rosbag2 image topic (default: the busiest Image/CompressedImage topic)")
+    p.add_argument("--topic", help="rosbag2 image topic (default: the bag's only Image/CompressedImage topic; "
+                                   "with several, an error lists them)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate given to a folder of images")
     p.add_argument("--smooth-alpha", type=float, default=LabelSmoother.ALPHA,
                    help="weight of the newest frame in the moving average")

@@ -171,6 +171,58 @@ def test_the_bundles_class_thresholds_apply_unless_the_parameter_sets_one(start_
     assert out.threshold == 1.0 and out.accepted == (out.confidence >= 1.0)
 
 
+def test_the_bundle_swaps_at_run_time_and_frames_it_is_unsure_of_are_collected(start_ros, probe, tiny_bundle,
+                                                                                 class_frames, tmp_path):
+    """Setting `bundle` while running: a tampered bundle is refused and the running model keeps answering (WARN);
+    a good one takes over between two frames, and each message's bundle_id says which answered. With
+    collect_dir set, frames answered unknown land there, for `glassware label`."""
+    import json
+    import shutil
+
+    from glassware.edge_runtime.bundle import MANIFEST, Bundle, write_manifest
+    from glassware.edge_runtime.collect import collected_frames
+    from glassware_vision.messages import image_msg
+
+    fmt = "tflite_int8"
+    other = tmp_path / "other"  # the same model with only one format: other files, another bundle_id
+    shutil.copytree(tiny_bundle, other)
+    manifest = json.loads((other / MANIFEST).read_text())
+    kept = manifest["formats"][fmt]["file"]
+    manifest["formats"] = {fmt: manifest["formats"][fmt]}
+    manifest["files"] = {name: digest for name, digest in manifest["files"].items()
+                         if name == kept or not name.endswith((".tflite", ".onnx"))}
+    write_manifest(other, manifest)
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tiny_bundle, tampered)
+    (tampered / kept).write_bytes((tampered / kept).read_bytes()[:-8] + bytes(8))
+    before, after = Bundle.load(tiny_bundle).bundle_id, Bundle.load(other).bundle_id
+    assert before != after
+    collected = tmp_path / "collected"
+    node = start_classifier(start_ros, probe, tiny_bundle, "swap_classifier", format=fmt, collect_dir=collected,
+                            collect_max_rate_hz=0.0, collect_audit_share=1.0)
+    frame = class_frames[0][1]
+
+    def answer():
+        msg = image_msg(frame, header(probe))
+        node.publisher.publish(msg)
+        out = node.classification_for(msg.header.stamp)
+        assert out is not None, node.process.output()
+        return out
+
+    assert answer().bundle_id == before
+    assert all(r.successful for r in node.set_parameters(probe, bundle=str(tampered)))
+    status = node.status(lambda v: "refused" in v["bundle_swap"], timeout=30)
+    assert status["level"] >= 1  # WARN: the new bundle was refused (or no frames lately), never OK
+    assert answer().bundle_id == before
+    assert all(r.successful for r in node.set_parameters(probe, bundle=str(other)))
+    assert wait_until(lambda: answer().bundle_id == after, 30), node.process.output()
+    assert node.status(lambda v: "swapped" in v["bundle_swap"], timeout=10)
+    assert wait_until(lambda: len(collected_frames(collected)[0]) > 0, 10)
+    frames, problems = collected_frames(collected)
+    assert problems == [] and {meta["bundle_id"] for _, meta in frames} <= {before, after}
+    assert all(meta["frame_id"] == "gripper_camera" and meta["source"] == node.image_topic for _, meta in frames)
+
+
 @pytest.mark.parametrize("case", ["missing", "tampered"])
 def test_bad_bundle_exits_with_a_clear_error(case, ros_env, tiny_bundle, tmp_path):
     import shutil

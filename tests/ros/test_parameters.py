@@ -37,7 +37,8 @@ def test_descriptors_carry_ranges_and_run_time_flags():
     from glassware_vision.parameters import PARAMETERS
 
     by_name = {p.name: p for p in PARAMETERS}
-    assert by_name["bundle"].descriptor().read_only and not by_name["threshold"].descriptor().read_only
+    assert by_name["format"].descriptor().read_only and not by_name["threshold"].descriptor().read_only
+    assert not by_name["bundle"].descriptor().read_only  # set at run time: the model is swapped
     threshold = by_name["threshold"].descriptor().floating_point_range[0]
     assert (threshold.from_value, threshold.to_value) == (0.0, 1.0)
     assert by_name["threads"].descriptor().integer_range[0].to_value == 64

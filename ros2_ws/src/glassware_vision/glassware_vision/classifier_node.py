@@ -16,13 +16,18 @@ import sys
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from glassware.edge_runtime.bundle import MANIFEST
 from glassware.edge_runtime.classifier import Classifier
+from glassware.edge_runtime.collect import CollectError, FrameCollector
 from glassware.edge_runtime.stream import FrameSampler, LabelSmoother, LatestFrame
+from glassware.edge_runtime.swap import ModelSwap
+from glassware.edge_runtime.backends import parse_providers
 from glassware.errors import BundleError, FrameFormatError, GlasswareError, ImageDecodeError
 from glassware.labels import UNKNOWN
 from glassware.preprocessing import mono16_to_mono8
@@ -81,11 +86,14 @@ class ClassifierNode(LifecycleNode):
         super().__init__("glassware_classifier")
         declared = {p.name: self.declare_parameter(p.name, Parameter.Type.DOUBLE if p.default is None else p.default,
                                                    p.descriptor()).value for p in PARAMETERS}
-        self._config = {p.name: declared[p.name] for p in PARAMETERS if not p.run_time}
-        self._settings = Settings(**{p.name: declared[p.name] for p in PARAMETERS if p.run_time})
+        self._config = {p.name: declared[p.name] for p in PARAMETERS if p.name not in SETTINGS}
+        self._settings = Settings(**{name: declared[name] for name in SETTINGS})
         self._sampler = FrameSampler(max_rate_hz=self._settings.max_rate_hz)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._classifier: Classifier | None = None
+        self._classifier: Classifier | None = None  # the one the worker uses; `_models.current` may be newer
+        self._models: ModelSwap | None = None
+        self._collector: FrameCollector | None = None
+        self._collect_error = ""
         self._publisher = self._debug_publisher = self._subscription = None
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -112,9 +120,9 @@ class ClassifierNode(LifecycleNode):
         try:
             if not config["bundle"]:
                 raise BundleError("parameter 'bundle' is not set: pass -p bundle:=/path/to/bundle")
-            providers = [p.strip() for p in config["providers"].split(",") if p.strip()] or None
-            self._classifier = Classifier(config["bundle"], format=config["format"], threads=config["threads"],
-                                          providers=providers)
+            providers = parse_providers(config["providers"])
+            self._models = ModelSwap(lambda path: Classifier(path, format=config["format"], threads=config["threads"],
+                                                             providers=providers), config["bundle"])
         except GlasswareError as e:
             self._start_error = e
             self.get_logger().error(f"cannot configure: {e}")
@@ -122,9 +130,8 @@ class ClassifierNode(LifecycleNode):
         if not self.context.ok():
             return TransitionCallbackReturn.FAILURE  # a signal came while the model loaded: stopping
         self._start_error = None
-        self._class_names = self._classifier.bundle.class_names
-        self._bundle_id = self._classifier.bundle.bundle_id
-        self._smoother = LabelSmoother(self._class_names) if config["smoothing"] else None
+        self._adopt(self._models.current)
+        self._collector = self._open_collector()
         self._publisher = self.create_lifecycle_publisher(Classification, "~/classification", 10)
         self._debug_publisher = (self.create_lifecycle_publisher(Image, "~/debug_image", 1)
                                  if config["publish_debug_image"] else None)
@@ -173,7 +180,28 @@ class ClassifierNode(LifecycleNode):
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
         self._publisher = self._debug_publisher = None
-        self._classifier = None
+        if self._collector is not None:
+            self._collector.close()
+        self._classifier = self._models = self._collector = None
+
+    def _adopt(self, classifier: Classifier) -> None:
+        """Classify with `classifier` from the next frame on (at configure, and in the worker after a swap)."""
+        self._classifier = classifier
+        self._class_names = classifier.bundle.class_names
+        self._bundle_id = classifier.bundle.bundle_id
+        self._smoother = LabelSmoother(self._class_names) if self._config["smoothing"] else None
+
+    def _open_collector(self) -> FrameCollector | None:
+        config = self._config
+        if not config["collect_dir"]:
+            return None
+        try:
+            return FrameCollector(config["collect_dir"], audit_share=config["collect_audit_share"],
+                                  max_rate_hz=config["collect_max_rate_hz"], max_mb=config["collect_max_mb"])
+        except CollectError as e:  # classifying matters more than collecting: report it and go on
+            self._collect_error = str(e)
+            self.get_logger().error(f"not collecting: {e}")
+            return None
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         self._stats.count("received")
@@ -212,9 +240,12 @@ class ClassifierNode(LifecycleNode):
 
     def _classify(self, pending: Pending) -> None:
         msg, settings = pending.msg, self._settings  # one snapshot for this frame's whole decision
+        if self._models.current is not self._classifier:  # a swapped-in bundle: between two frames
+            self._adopt(self._models.current)
         try:
             if self._config["compressed"]:
-                prediction = self._classifier.classify_bytes(np.frombuffer(msg.data, np.uint8))
+                frame, encoding = bytes(msg.data), "jpeg"
+                prediction = self._classifier.classify_bytes(np.frombuffer(frame, np.uint8))
             else:
                 frame, encoding = frame_of(msg), msg.encoding
                 if encoding == "mono16" and settings.mono16_bits:  # a known depth; else from the frame's range
@@ -231,6 +262,10 @@ class ClassifierNode(LifecycleNode):
         self._publisher.publish(classification_msg(msg.header, prediction, decision, self._class_names,
                                                    self._bundle_id, self._classifier.format_name))
         self._stats.processed(age_ms, prediction.inference_ms, decision.stale)
+        if self._collector is not None:
+            self._collector.offer(frame, prediction, self._class_names, encoding=encoding, stamp_s=stamp / 1e9 or None,
+                                  frame_id=msg.header.frame_id, bundle_id=self._bundle_id,
+                                  source=self._subscription.topic_name)
         if self._debug_publisher is not None and self._debug_publisher.get_subscription_count():
             text = f"{decision.label} {decision.confidence:.2f}"
             self._debug_publisher.publish(image_msg(draw_label(bgr_of(msg), text, decision.accepted), msg.header))
@@ -271,6 +306,9 @@ class ClassifierNode(LifecycleNode):
             status = diagnostic_status(name, self._bundle_id, self._stats.report() | {"waiting_s": waiting_s},
                                        self._diagnostic_values(), topic=self._subscription.topic_name,
                                        stall_s=self._settings.stall_timeout_ms / 1e3)
+        swap = self._models.status if self._models is not None else None
+        if swap is not None and swap["state"] == "failed" and status.level == DiagnosticStatus.OK:
+            status.level, status.message = DiagnosticStatus.WARN, f"new bundle refused, still running {swap['bundle_id']}"
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics.publish(DiagnosticArray(header=header, status=[status]))
 
@@ -286,7 +324,17 @@ class ClassifierNode(LifecycleNode):
             "max_rate_hz": str(settings.max_rate_hz),
             "input": f"{self._subscription.topic_name} ({self._subscription.msg_type.__name__})",
             "last_bad_frame": self._last_bad,
+            "bundle_swap": self._models.status["message"],
+            **self._collect_values(),
         }
+
+    def _collect_values(self) -> dict[str, str]:
+        if self._collector is None:
+            return {"collect": self._collect_error or "off"}
+        counts = self._collector.counters()
+        return {"collect": f"{counts['kept']} kept in {self._config['collect_dir']}, "
+                           f"{counts['dropped_queue_full']} dropped (queue full), {counts['errors']} errors",
+                "collect_last_error": self._collector.last_error or ""}
 
     def _thresholds_text(self, thresholds: np.ndarray) -> str:
         if thresholds.min() == thresholds.max():
@@ -299,6 +347,15 @@ class ClassifierNode(LifecycleNode):
         values = {p.name: p.value for p in parameters if p.name in SETTINGS}
         if values.get("smoothing_alpha", 1.0) <= 0.0:
             return SetParametersResult(successful=False, reason="smoothing_alpha must be > 0 (1 = no smoothing)")
+        bundle = next((p.value for p in parameters if p.name == "bundle"), None)
+        if bundle is not None:
+            if not (Path(bundle) / MANIFEST).is_file():  # the rest (hashes, gate) is checked in the background
+                return SetParametersResult(successful=False, reason=f"no bundle at {bundle!r} (no {MANIFEST})")
+            if self._models is not None and not self._models.request(bundle):
+                return SetParametersResult(successful=False, reason="a new bundle is still loading; try again")
+            self._config["bundle"] = bundle  # also what a later configure loads
+            self.get_logger().info(f"bundle set to {bundle}: " + ("loading it in the background"
+                                                                  if self._models is not None else "used at configure"))
         self._settings = dataclasses.replace(self._settings, **values)
         if "max_rate_hz" in values:
             self._sampler = FrameSampler(max_rate_hz=values["max_rate_hz"])

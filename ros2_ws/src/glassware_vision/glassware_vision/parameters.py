@@ -37,7 +37,9 @@ class Param:
 
 PARAMETERS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
-    Param("bundle", "", "model bundle directory made by `glassware export` (required)"),
+    Param("bundle", "", "model bundle directory made by `glassware export` (required). Set while running: the "
+                        "new bundle loads in the background and takes over between two frames if it verifies and "
+                        "its format passed the export gate; else the running one stays (WARN)", True),
     Param("format", "auto", "bundle format (tflite_int8, onnx_fp32, ...); auto = the fastest passing int8 one, "
                             "timed at start-up"),
     Param("threads", 1, "inference threads", low=1, high=64),
@@ -46,6 +48,12 @@ PARAMETERS = (
     Param("compressed", False, "subscribe to sensor_msgs/CompressedImage (JPEG/PNG) instead of Image"),
     Param("smoothing", True, "smooth labels over recent frames"),
     Param("publish_debug_image", False, "publish ~/debug_image: the frame with its label drawn"),
+    Param("collect_dir", "", "keep the frames answered unknown (and an audit share of the others) here, as JPEG + "
+                             "JSON, to label with `glassware label`; empty = off"),
+    Param("collect_max_rate_hz", 2.0, "collect at most this many frames per second of camera time; 0 = no limit",
+          low=0.0, high=1000.0),
+    Param("collect_max_mb", 500.0, "disk bound of collect_dir: the oldest kept frames go first", low=1.0, high=1e7),
+    Param("collect_audit_share", 0.02, "share of answered frames collected too, for auditing", low=0.0, high=1.0),
     Param("threshold", None, "abstention threshold for every class: a lower calibrated confidence is answered "
                              "'unknown' (unset: the bundle's, one per class)", True, 0.0, 1.0, kind=float),
     Param("smoothing_alpha", LabelSmoother.ALPHA, "weight of the newest frame in the smoothed probabilities, "
