@@ -285,3 +285,19 @@ def test_30hz_640x480_soak_latency(raw_node, probe, class_frames, ros_env):
     assert last_third <= first_third + 2e3 * period_s, "lateness grows: frames are queueing"
     assert late_ms.max() <= 1000.0
     assert healthcheck.returncode == 0, f"healthcheck: {health_out}\n{health_err}"
+
+
+def test_a_collect_dir_that_cannot_be_written_is_reported_and_classification_goes_on(start_ros, probe, tiny_bundle,
+                                                                                     class_frames, tmp_path):
+    from glassware_vision.messages import image_msg
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    node = start_classifier(start_ros, probe, tiny_bundle, "unwritable_collect", format="tflite_int8",
+                            collect_dir=blocker / "collected")
+    for _ in range(3):
+        msg = image_msg(class_frames[0][1], header(probe))
+        node.publisher.publish(msg)
+        assert node.classification_for(msg.header.stamp) is not None, node.process.output()
+    assert str(blocker) in node.status(lambda v: v["collect"] != "off", timeout=10)["collect"]
+    assert node.status(lambda v: v["message"].startswith("not collecting"), timeout=10)["level"] == 1

@@ -94,6 +94,7 @@ class ClassifierNode(LifecycleNode):
         self._models: ModelSwap | None = None
         self._collector: FrameCollector | None = None
         self._collect_error = ""
+        self._collect_errors_reported = 0
         self._publisher = self._debug_publisher = self._subscription = None
         self._worker: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -306,9 +307,9 @@ class ClassifierNode(LifecycleNode):
             status = diagnostic_status(name, self._bundle_id, self._stats.report() | {"waiting_s": waiting_s},
                                        self._diagnostic_values(), topic=self._subscription.topic_name,
                                        stall_s=self._settings.stall_timeout_ms / 1e3)
-        swap = self._models.status if self._models is not None else None
-        if swap is not None and swap["state"] == "failed" and status.level == DiagnosticStatus.OK:
-            status.level, status.message = DiagnosticStatus.WARN, f"new bundle refused, still running {swap['bundle_id']}"
+        problem = self._side_problem()
+        if problem and status.level == DiagnosticStatus.OK:  # classification goes on: a warning, not an error
+            status.level, status.message = DiagnosticStatus.WARN, problem
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics.publish(DiagnosticArray(header=header, status=[status]))
 
@@ -327,6 +328,19 @@ class ClassifierNode(LifecycleNode):
             "bundle_swap": self._models.status["message"],
             **self._collect_values(),
         }
+
+    def _side_problem(self) -> str:
+        """What is wrong beside classification: a refused bundle, collecting that fails (since the last report)."""
+        if self._models is not None and self._models.status["state"] == "failed":
+            return f"new bundle refused, still running {self._models.status['bundle_id']}"
+        if self._collect_error:
+            return f"not collecting: {self._collect_error}"
+        if self._collector is not None:
+            errors = self._collector.counters()["errors"]
+            if errors > self._collect_errors_reported:
+                self._collect_errors_reported = errors
+                return f"collecting failed: {self._collector.last_error}"
+        return ""
 
     def _collect_values(self) -> dict[str, str]:
         if self._collector is None:
