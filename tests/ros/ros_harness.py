@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-WORKSPACE = Path(__file__).resolve().parents[2] / "ros2_ws"
-INSTALL = WORKSPACE / "install"
+from glassware.evaluation.ros_env import INSTALL, WORKSPACE, ros_environment  # noqa: F401 (for the tests)
+
 EXECUTABLES = INSTALL / "glassware_vision" / "lib" / "glassware_vision"
-PROFILE = INSTALL / "glassware_vision" / "share" / "glassware_vision" / "config" / "fastdds_large_images.xml"
 NS = "/test"  # namespace of the nodes under test
 STARTUP_S = 60.0  # a node process imports LiteRT/ONNX Runtime and loads the bundle; 2 busy cores are slow
-
-
-def ros_environment(log_dir: Path, domain_id: int) -> dict[str, str]:
-    """This environment with the workspace sourced, ROS domain `domain_id`, logs in `log_dir` and DDS kept on
-    127.0.0.1 by the package's large-image profile (raw 640x480 frames need its 32 MB shared-memory segment)."""
-    sourced = subprocess.run(["bash", "-c", f"source {INSTALL / 'setup.bash'} && env -0"], capture_output=True,
-                             check=True).stdout
-    env = dict(line.split("=", 1) for line in sourced.decode().split("\0") if "=" in line)
-    env["AMENT_PREFIX_PATH"] = f"{env.get('AMENT_PREFIX_PATH', '')}:{sys.prefix}"  # the ROS wheels' own packages
-    env["ROS_DOMAIN_ID"] = str(domain_id)
-    env["ROS_LOG_DIR"] = str(log_dir)
-    env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(PROFILE)
-    for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_STATIC_PEERS", "ROS_LOCALHOST_ONLY"):
-        env.pop(name, None)  # they would override the profile's loopback transports
-    return env
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
