@@ -42,6 +42,16 @@ class NodeUnderTest:
     results: list
     diagnostics: list
 
+    def answer(self, probe, frame: np.ndarray):
+        """Publish `frame` (bgr8) and return the node's Classification of it."""
+        from glassware_vision.messages import image_msg
+
+        msg = image_msg(frame, header(probe))
+        self.publisher.publish(msg)
+        out = self.classification_for(msg.header.stamp)
+        assert out is not None, self.process.output()
+        return out
+
     def classification_for(self, stamp, timeout: float = 10.0):
         """The Classification whose header stamp equals `stamp`, waiting up to `timeout` s."""
         def find():

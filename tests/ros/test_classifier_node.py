@@ -100,18 +100,12 @@ def test_malformed_burst_is_counted_and_survived(raw_node, probe, class_frames):
 def test_parameters_validated_and_applied_at_run_time(raw_node, probe, class_frames):
     from glassware_vision.messages import image_msg
 
-    def classify():
-        msg = image_msg(class_frames[1][1], header(probe))
-        raw_node.publisher.publish(msg)
-        out = raw_node.classification_for(msg.header.stamp)
-        assert out is not None, raw_node.process.output()
-        return out
-
+    frame = class_frames[1][1]
     assert all(r.successful for r in raw_node.set_parameters(probe, threshold=0.0))
-    out = classify()
+    out = raw_node.answer(probe, frame)
     assert out.threshold == 0.0 and out.accepted and out.label == out.raw_label
     assert all(r.successful for r in raw_node.set_parameters(probe, threshold=1.0))
-    out = classify()
+    out = raw_node.answer(probe, frame)
     assert out.threshold == 1.0 and out.accepted == (out.confidence >= 1.0)
 
     rejected = {"threshold": 1.5, "max_rate_hz": -1.0, "bundle": "/elsewhere", "compressed": True}
@@ -141,7 +135,6 @@ def test_the_bundles_class_thresholds_apply_unless_the_parameter_sets_one(start_
     import shutil
 
     from glassware.edge_runtime.bundle import MANIFEST, write_manifest
-    from glassware_vision.messages import image_msg
 
     frame = next(bgr for _, bgr in class_frames if not reference.classify_frame(bgr, "bgr8").refused)
     top = reference.classify_frame(frame, "bgr8").class_index
@@ -154,20 +147,13 @@ def test_the_bundles_class_thresholds_apply_unless_the_parameter_sets_one(start_
     write_manifest(bundle, manifest)
     node = start_classifier(start_ros, probe, bundle, "per_class_classifier", format=reference.format_name)
 
-    def classify():
-        msg = image_msg(frame, header(probe))
-        node.publisher.publish(msg)
-        out = node.classification_for(msg.header.stamp)
-        assert out is not None, node.process.output()
-        return out
-
-    out = classify()
+    out = node.answer(probe, frame)
     assert out.accepted and out.label == out.raw_label and out.threshold == 0.0
     status = node.status()
     assert status["threshold"] == f"{manifest['calibration']['threshold']:.3f}"
     assert status["class_thresholds"] == " ".join(f"{t:.3f}" for t in thresholds)
     assert all(r.successful for r in node.set_parameters(probe, threshold=1.0))
-    out = classify()
+    out = node.answer(probe, frame)
     assert out.threshold == 1.0 and out.accepted == (out.confidence >= 1.0)
 
 
@@ -181,7 +167,6 @@ def test_the_bundle_swaps_at_run_time_and_frames_it_is_unsure_of_are_collected(s
 
     from glassware.edge_runtime.bundle import MANIFEST, Bundle, write_manifest
     from glassware.edge_runtime.collect import collected_frames
-    from glassware_vision.messages import image_msg
 
     fmt = "tflite_int8"
     other = tmp_path / "other"  # the same model with only one format: other files, another bundle_id
@@ -202,20 +187,13 @@ def test_the_bundle_swaps_at_run_time_and_frames_it_is_unsure_of_are_collected(s
                             collect_max_rate_hz=0.0, collect_audit_share=1.0)
     frame = class_frames[0][1]
 
-    def answer():
-        msg = image_msg(frame, header(probe))
-        node.publisher.publish(msg)
-        out = node.classification_for(msg.header.stamp)
-        assert out is not None, node.process.output()
-        return out
-
-    assert answer().bundle_id == before
+    assert node.answer(probe, frame).bundle_id == before
     assert all(r.successful for r in node.set_parameters(probe, bundle=str(tampered)))
     status = node.status(lambda v: "refused" in v["bundle_swap"], timeout=30)
     assert status["level"] >= 1  # WARN: the new bundle was refused (or no frames lately), never OK
-    assert answer().bundle_id == before
+    assert node.answer(probe, frame).bundle_id == before
     assert all(r.successful for r in node.set_parameters(probe, bundle=str(other)))
-    assert wait_until(lambda: answer().bundle_id == after, 30), node.process.output()
+    assert wait_until(lambda: node.answer(probe, frame).bundle_id == after, 30), node.process.output()
     assert node.status(lambda v: "swapped" in v["bundle_swap"], timeout=10)
     assert wait_until(lambda: len(collected_frames(collected)[0]) > 0, 10)
     frames, problems = collected_frames(collected)
