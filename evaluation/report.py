@@ -12,7 +12,10 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
+from glassware.formats import FORMATS
 from glassware.markdown import table
+
+INT8 = [f.name for f in FORMATS.values() if f.precision == "int8"]  # full int8: TFLite first, then ONNX
 
 
 def _load(path: Path) -> dict | None:
@@ -67,7 +70,7 @@ def _summary_section(out: Path) -> list[str]:
         if not (r and m):
             continue
         ref, cal = m["reference"]["metrics"], m["calibration"]
-        fmt = m["formats"].get("tflite_int8") or next(iter(m["formats"].values()), {})
+        fmt = m["formats"].get(INT8[0]) or next(iter(m["formats"].values()), {})
         openset = m.get("openset", {}).get("splits", {})
         coverage = " / ".join(_pct(_answered(cal, openset, s)) for s in ("test", "stress"))
         precision = " / ".join(_pct(cal["splits"].get(s, {}).get("precision")) for s in ("test", "stress"))
@@ -119,7 +122,7 @@ def headline(out: Path, timings: dict[str, float]) -> list[str]:
         add("ECE after calibration, lab / stress",
             " / ".join(_pct(cal["splits"].get(s, {}).get("ece_after")) for s in ("test", "stress")))
         deltas = []
-        for name in ("tflite_int8", "onnx_int8"):
+        for name in INT8:
             f = m["formats"].get(name, {}).get("metrics", {})
             if "test" in f:
                 deltas.append(f"{name} " + " / ".join(f"{100 * (f[s]['accuracy'] - ref[s]['accuracy']):+.1f}"

@@ -3,7 +3,7 @@
 Every format keeps the model's input (RGB pixels 0..255, scaled by the model's own first layer) and outputs
 logits. TFLite int8 takes uint8 pixels straight from the camera, runs int8 up to the logits layer and gives
 float32 logits; ONNX int8 keeps a float32 input and quantizes inside (QDQ). Both keep the logits layer
-(64 x 9 weights for the VGG) in float: see `_tflite_int8`. Needs the `train` extra (TensorFlow, tf2onnx, onnx).
+(64 x 9 weights for the VGG) in float: see `_tflite_full_integer`. Needs the `train` extra (TensorFlow, tf2onnx, onnx).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Converter:
         self.model = logits_model
         self.workdir = Path(workdir)
         self._saved_model: Path | None = None
-        self._onnx_fp32: Path | None = None
+        self._onnx_float: Path | None = None
 
     def convert(self, name: str, out_path: str | Path, representative: np.ndarray | None = None,
                 check_range: bool = True) -> Path:
@@ -63,29 +63,29 @@ class Converter:
             self._saved_model = path
         return self._saved_model
 
-    def onnx_fp32(self) -> Path:
-        if self._onnx_fp32 is None:
-            self._onnx_fp32 = _onnx_fp32(self.model, self.workdir / "fp32.onnx")
-        return self._onnx_fp32
+    def onnx_float(self) -> Path:
+        if self._onnx_float is None:
+            self._onnx_float = _onnx_float(self.model, self.workdir / "fp32.onnx")
+        return self._onnx_float
 
 
 def _write_tflite(converter: Converter, out_path: Path, representative: np.ndarray | None, precision: str) -> None:
     out_path.write_bytes(_tflite_bytes(converter.saved_model(), precision, representative))
 
 
-def _write_onnx_fp32(converter: Converter, out_path: Path, representative: np.ndarray | None) -> None:
-    shutil.copyfile(converter.onnx_fp32(), out_path)
+def _write_onnx_float(converter: Converter, out_path: Path, representative: np.ndarray | None) -> None:
+    shutil.copyfile(converter.onnx_float(), out_path)
 
 
-def _write_onnx_int8(converter: Converter, out_path: Path, representative: np.ndarray | None) -> None:
-    _onnx_int8(converter.onnx_fp32(), out_path, representative)
+def _write_onnx_quantized(converter: Converter, out_path: Path, representative: np.ndarray | None) -> None:
+    _onnx_quantized(converter.onnx_float(), out_path, representative)
 
 
 # (runtime, precision) of a format in the table -> writer(converter, out_path, representative)
 CONVERTERS = {
     **{("tflite", p): partial(_write_tflite, precision=p) for p in ("fp32", "fp16", "dynamic", "int8")},
-    ("onnx", "fp32"): _write_onnx_fp32,
-    ("onnx", "int8"): _write_onnx_int8,
+    ("onnx", "fp32"): _write_onnx_float,
+    ("onnx", "int8"): _write_onnx_quantized,
 }
 
 
@@ -117,14 +117,14 @@ def _tflite_bytes(saved_model: Path, precision: str, representative: np.ndarray 
     if precision == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     if precision == "int8":
-        return _tflite_int8(converter, representative)
+        return _tflite_full_integer(converter, representative)
     try:
         return converter.convert()
     except Exception as e:  # the converter raises ConverterError, ValueError, RuntimeError...
         raise ExportError(f"TFLite {precision} conversion failed: {e}") from e
 
 
-def _tflite_int8(converter, representative: np.ndarray) -> bytes:
+def _tflite_full_integer(converter, representative: np.ndarray) -> bytes:
     """int8 weights and activations from the uint8 input to the logits layer, which stays float, as do the
     logits it outputs.
 
@@ -162,7 +162,7 @@ def _tflite_int8(converter, representative: np.ndarray) -> bytes:
         raise ExportError(f"TFLite int8 conversion failed: {e}") from e
 
 
-def _onnx_fp32(model, path: Path) -> Path:
+def _onnx_float(model, path: Path) -> Path:
     import onnx
 
     try:
@@ -173,7 +173,7 @@ def _onnx_fp32(model, path: Path) -> Path:
     return path
 
 
-def _onnx_int8(fp32_path: Path, path: Path, representative: np.ndarray) -> Path:
+def _onnx_quantized(fp32_path: Path, path: Path, representative: np.ndarray) -> Path:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
