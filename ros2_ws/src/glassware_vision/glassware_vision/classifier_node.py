@@ -30,7 +30,7 @@ from glassware.edge_runtime.swap import ModelSwap
 from glassware.edge_runtime.backends import parse_providers
 from glassware.errors import BundleError, FrameFormatError, GlasswareError, ImageDecodeError
 from glassware.labels import UNKNOWN
-from glassware.preprocessing import mono16_to_mono8
+from glassware.preprocessing import decode_image, mono16_to_mono8
 from glassware_vision_msgs.msg import Classification
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -39,7 +39,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from glassware_vision.messages import Decision, bgr_of, classification_msg, draw_label, frame_of, image_msg
+from glassware_vision.messages import (Decision, bgr_of, bgr_of_frame, classification_msg, draw_label, frame_of,
+                                       image_msg)
 from glassware_vision.parameters import PARAMETERS
 from glassware_vision.qos import SENSOR_QOS, overridable
 from glassware_vision.spin import run_node
@@ -243,15 +244,9 @@ class ClassifierNode(LifecycleNode):
         msg, settings = pending.msg, self._settings  # one snapshot for this frame's whole decision
         if self._models.current is not self._classifier:  # a swapped-in bundle: between two frames
             self._adopt(self._models.current)
+        drawing = self._debug_publisher is not None and self._debug_publisher.get_subscription_count() > 0
         try:
-            if self._config["compressed"]:
-                frame, encoding = bytes(msg.data), "jpeg"
-                prediction = self._classifier.classify_bytes(np.frombuffer(frame, np.uint8))
-            else:
-                frame, encoding = frame_of(msg), msg.encoding
-                if encoding == "mono16" and settings.mono16_bits:  # a known depth; else from the frame's range
-                    frame, encoding = mono16_to_mono8(frame, settings.mono16_bits), "mono8"
-                prediction = self._classifier.classify_frame(frame, encoding)
+            frame, encoding, prediction = self._predict(msg, settings, drawing)
         except (FrameFormatError, ImageDecodeError) as e:
             self._stats.count("bad")
             self._last_bad = str(e)
@@ -267,9 +262,23 @@ class ClassifierNode(LifecycleNode):
             self._collector.offer(frame, prediction, self._class_names, encoding=encoding, stamp_s=stamp / 1e9 or None,
                                   frame_id=msg.header.frame_id, bundle_id=self._bundle_id,
                                   source=self._subscription.topic_name)
-        if self._debug_publisher is not None and self._debug_publisher.get_subscription_count():
+        if drawing:
+            bgr = bgr_of(msg) if encoding == "jpeg" else bgr_of_frame(frame, encoding)
             text = f"{decision.label} {decision.confidence:.2f}"
-            self._debug_publisher.publish(image_msg(draw_label(bgr_of(msg), text, decision.accepted), msg.header))
+            self._debug_publisher.publish(image_msg(draw_label(bgr, text, decision.accepted), msg.header))
+
+    def _predict(self, msg, settings: Settings, drawing: bool) -> tuple:
+        """(frame, its encoding, prediction). A compressed frame that will be drawn is decoded once, for both."""
+        if self._config["compressed"]:
+            data = bytes(msg.data)
+            if not drawing:
+                return data, "jpeg", self._classifier.classify_bytes(np.frombuffer(data, np.uint8))
+            frame, encoding = decode_image(data), "rgb8"
+        else:
+            frame, encoding = frame_of(msg), msg.encoding
+            if encoding == "mono16" and settings.mono16_bits:  # a known depth; else from the frame's range
+                frame, encoding = mono16_to_mono8(frame, settings.mono16_bits), "mono8"
+        return frame, encoding, self._classifier.classify_frame(frame, encoding)
 
     def _decide(self, prediction, settings: Settings, epoch: int, age_ms: float) -> Decision:
         """The answer to publish: smoothed over the frames since the last gap, never accepted from a stale frame."""

@@ -25,10 +25,13 @@ def frame_of(msg: Image) -> np.ndarray:
 def bgr_of(msg: Image | CompressedImage) -> np.ndarray:
     """Any supported image message as BGR uint8, for drawing and re-encoding."""
     if isinstance(msg, CompressedImage):
-        rgb = decode_image(msg.data)
-    else:
-        rgb = frame_to_rgb(frame_of(msg), msg.encoding)
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        return bgr_of_frame(decode_image(msg.data), "rgb8")
+    return bgr_of_frame(frame_of(msg), msg.encoding)
+
+
+def bgr_of_frame(frame: np.ndarray, encoding: str) -> np.ndarray:
+    """A raw frame of any supported encoding as BGR uint8."""
+    return cv2.cvtColor(frame_to_rgb(frame, encoding), cv2.COLOR_RGB2BGR)
 
 
 def image_msg(bgr: np.ndarray, header: Header) -> Image:
