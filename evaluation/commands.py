@@ -10,16 +10,18 @@ import sys
 from pathlib import Path
 
 from glassware.evaluation.requirements import DEFAULT_REQUIREMENTS, METRICS
+from glassware.formats import names
 
 
 def register(subparsers) -> None:
-    from glassware.evaluation import bench_node, bench_train, demo
+    from glassware.evaluation import bench_node, bench_train, demo, node_stress
 
     demo.register(subparsers)
     _register_replay(subparsers)
     _register_bench(subparsers)
     bench_train.register(subparsers)
     bench_node.register(subparsers)
+    node_stress.register(subparsers)
 
 
 def _register_replay(subparsers) -> None:
@@ -34,7 +36,8 @@ def _register_replay(subparsers) -> None:
     p.add_argument("--speed", type=_speed, default=1.0,
                    help="1.0 = real time on the frames' timestamps (frames the classifier misses are dropped); "
                         "2.0 = twice as fast; max = every sampled frame, as fast as possible (throughput)")
-    p.add_argument("--format", default="auto", help="bundle format, e.g. tflite_int8; auto = the fastest passing format with int8 weights, timed here (CPU)")
+    p.add_argument("--format", default="auto", help=f"bundle format: {', '.join(names())}; auto = the fastest passing "
+                                                    "format with int8 weights, timed here (CPU)")
     p.add_argument("--threads", type=int, default=1, help="inference threads")
     p.add_argument("--providers", default="", help="ONNX Runtime providers, e.g. tensorrt,cuda,cpu (default CPU)")
     p.add_argument("--threshold", type=float,

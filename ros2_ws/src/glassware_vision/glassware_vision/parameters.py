@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from glassware.edge_runtime.stream import LabelSmoother
+from glassware.formats import names
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 
@@ -40,7 +41,7 @@ PARAMETERS = (
     Param("bundle", "", "model bundle directory made by `glassware export` (required). Set while running: the "
                         "new bundle loads in the background and takes over between two frames if it verifies and "
                         "its format passed the export gate; else the running one stays (WARN)", True),
-    Param("format", "auto", "bundle format (tflite_int8, onnx_fp32, ...); auto = the fastest passing int8 one, "
+    Param("format", "auto", f"bundle format ({', '.join(names())}); auto = the fastest passing int8 one, "
                             "timed at start-up"),
     Param("threads", 1, "inference threads", low=1, high=64),
     Param("providers", "", "ONNX formats: execution providers, comma-separated (e.g. tensorrt,cuda,cpu); "
