@@ -227,6 +227,8 @@ class Session:
             if node.alive():
                 node.stop()
         self.feeder.__exit__(*exc)
+        for copy in ("second_bundle", "tampered_bundle", "collected"):  # bulky; the logs stay for a look
+            shutil.rmtree(self.dir / copy, ignore_errors=True)
 
     def start(self, name: str, first_message, **params) -> NodeProcess:
         """classifier_node as `name` on the topic of `first_message`'s type, answering it once (bounded wait)."""
