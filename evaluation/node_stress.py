@@ -343,6 +343,7 @@ def fuzz_kinds(seed: int = 0) -> dict[str, callable]:
         "jpeg_truncated": lambda r: compressed(jpeg[:int(r.integers(2, len(jpeg) * 98 // 100))]),
         "jpeg_header_only": lambda r: compressed(jpeg[:sof + int(r.integers(0, 20))]),
         "jpeg_declares_over_opencv_limit": lambda r: compressed(jpeg_declaring(65000, int(r.integers(40000, 65000)))),
+        "jpeg_bomb_400_megapixels": lambda r: compressed(jpeg_declaring(20000, 20000)),  # under OpenCV's own limit
         "png_truncated": lambda r: compressed(png[:int(r.integers(8, len(png) * 98 // 100))], "png"),
         "png_signature_only": lambda r: compressed(png[:8], "png"),
         "png_declares_over_opencv_limit": lambda r: compressed(png_declaring(100_000, int(r.integers(20000, 100_000))),

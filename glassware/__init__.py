@@ -17,3 +17,6 @@ __version__ = "0.1.0"
 # TensorFlow turns its oneDNN kernels on by default only on some Intel CPUs; they train faster on AMD too
 # (docs/results.md). Set before any sub-package imports TensorFlow; TF_ENABLE_ONEDNN_OPTS=0 still wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# A JPEG of a few hundred bytes may declare 20000 x 20000 pixels: OpenCV would allocate gigabytes and decode
+# for seconds. 50 megapixels is 6x a 4K frame. OpenCV reads this once, at its first decode.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(50_000_000))

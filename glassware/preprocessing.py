@@ -134,7 +134,11 @@ def _decode_bgr(data: bytes | np.ndarray, source: object = None) -> np.ndarray:
         buf = np.asarray(data, np.uint8).reshape(-1)
     if buf.size == 0:
         raise ImageDecodeError(f"{where}empty image data")
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    try:
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as e:  # a header declaring more pixels than OPENCV_IO_MAX_IMAGE_PIXELS (glassware/__init__.py)
+        reason = "declares too many pixels" if "MAX_IMAGE_PIXELS" in str(e) else str(e).strip().splitlines()[-1]
+        raise ImageDecodeError(f"{where}not a decodable image ({buf.size} bytes: {reason})") from e
     if bgr is None:
         raise ImageDecodeError(f"{where}not a decodable image ({buf.size} bytes: truncated, corrupt or unknown format)")
     return bgr

@@ -145,3 +145,27 @@ def test_packed_frames_with_odd_sizes_are_refused():
         preprocess_frame(np.zeros((4, 5, 2), np.uint8), "yuv422", SPEC)
     with pytest.raises(FrameFormatError, match="must be uint16"):
         mono16_to_mono8(np.zeros((4, 4), np.uint8))
+
+
+def test_an_image_bomb_is_refused_before_it_is_decoded():
+    """A few hundred bytes of JPEG whose header declares 20000 x 20000 (400 MP, under OpenCV's own 1 GP limit)
+    or 65000 x 65000: refused as undecodable, without gigabytes allocated. In a fresh process, where glassware
+    is imported before OpenCV, as in the node and the CLI."""
+    import subprocess
+    import sys
+
+    code = """
+import glassware, struct, cv2, numpy as np
+from glassware.preprocessing import decode_image
+from glassware.errors import ImageDecodeError
+jpeg = cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes()
+sof = jpeg.index(b"\\xff\\xc0")
+for side in (20000, 65000):
+    data = bytearray(jpeg); data[sof + 5:sof + 9] = struct.pack(">HH", side, side)
+    try:
+        decode_image(bytes(data)); print(side, "decoded")
+    except ImageDecodeError as e:
+        print(side, e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.count("declares too many pixels") == 2, out

@@ -172,9 +172,9 @@ class ClassifierNode(LifecycleNode):
             self.destroy_subscription(self._subscription)
             self._subscription = None
         self._stopping.set()
-        if self._worker is not None:
+        if self._worker is not None and self._worker is not threading.current_thread():  # a failing worker stops it
             self._worker.join(timeout=2.0)
-            self._worker = None
+        self._worker = None
         self._latest.take(timeout=0)  # a frame from before is no frame to classify after activation
 
     def _release(self) -> None:
