@@ -25,9 +25,9 @@ SCHEMA = "glassware-replay/2"
 
 
 def build_report(records: list[FrameRecord], header: dict, frames: dict, wall_s: float, truth: Truth | None,
-                 class_names: list[str], by_index: bool = True) -> dict:
+                 rows: list[int | None] | None, class_names: list[str]) -> dict:
     """replay.json from the records: `header` (source, bundle, format, settings...) as given, then frame
-    counts, latency percentiles, throughput and, with `truth`, the scores against it."""
+    counts, latency percentiles, throughput and, with `truth`, the scores against it (`rows`: `truth_rows`)."""
     latency = {"preprocess_plus_inference": percentiles([r.preprocess_ms + r.inference_ms for r in records]),
                "preprocess": percentiles([r.preprocess_ms for r in records]),
                "inference": percentiles([r.inference_ms for r in records])}
@@ -36,7 +36,7 @@ def build_report(records: list[FrameRecord], header: dict, frames: dict, wall_s:
         latency = {"end_to_end": percentiles(end_to_end), **latency}
     scores = None
     if truth is not None:
-        scores = accuracy(records, truth, match_truth(records, truth, by_index), class_names)
+        scores = accuracy(records, truth, rows, class_names)
     return {"schema": SCHEMA, **header, "frames": frames, "latency_ms": latency, "wall_s": wall_s,
             "throughput_fps": len(records) / wall_s if wall_s > 0 else 0.0, "truth": scores}
 
@@ -65,18 +65,24 @@ def settings(classifier: Classifier, speed: float | None, sampler: FrameSampler,
     }
 
 
-def write(out: dict, records: list[FrameRecord], truth: Truth | None, class_names: list[str], thresholds,
-          out_dir: Path) -> None:
+def truth_rows(records: list[FrameRecord], truth: Truth | None, source_kind: str) -> list[int | None] | None:
+    """Each record's truth row: by frame index, except in a rosbag (by time: bags have no frame numbers)."""
+    return None if truth is None else match_truth(records, truth, by_index=source_kind != "rosbag2")
+
+
+def write(out: dict, records: list[FrameRecord], truth: Truth | None, rows: list[int | None] | None,
+          class_names: list[str], thresholds, out_dir: Path) -> None:
     """replay.json, frames.csv and timeline.png into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_frames_csv(records, truth, out["source"]["kind"] != "rosbag2", out_dir / "frames.csv")
+    write_frames_csv(records, truth, rows, out_dir / "frames.csv")
     plot_timeline(records, truth, class_names, thresholds, out_dir / "timeline.png")
     (out_dir / "replay.json").write_text(json.dumps(out, indent=2) + "\n")
 
 
-def write_frames_csv(records: list[FrameRecord], truth: Truth | None, by_index: bool, path: Path) -> None:
+def write_frames_csv(records: list[FrameRecord], truth: Truth | None, rows: list[int | None] | None,
+                     path: Path) -> None:
     """One line per classified frame: truth (if any), raw and smoothed answers, timings."""
-    rows = match_truth(records, truth, by_index) if truth is not None else [None] * len(records)
+    rows = rows or [None] * len(records)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["frame", "time_s", "truth", "domain", "raw_label", "raw_confidence",
@@ -168,8 +174,9 @@ def run(
     header = {"source": {"path": str(source.path), "kind": source.kind, "declared_frames": source.expected,
                          "topic": getattr(source, "topic", None), "problems": source.problems},
               **settings(classifier, speed, sampler, smoother)}
-    out = build_report(result.records, header, _frame_counts(result, source), result.wall_s, truth,
-                       classifier.class_names, by_index=source.kind != "rosbag2")
+    rows = truth_rows(result.records, truth, source.kind)
+    out = build_report(result.records, header, _frame_counts(result, source), result.wall_s, truth, rows,
+                       classifier.class_names)
     out["bad_frames"] = result.bad[:50]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     if collector is not None:
@@ -178,7 +185,7 @@ def run(
     if overhead and speed is None and result.sample_frames:
         out["overhead"] = _overhead(classifier, result.sample_frames)
     out["requirements"] = req.check(out, requirements)
-    write(out, result.records, truth, classifier.class_names, classifier.thresholds, Path(out_dir))
+    write(out, result.records, truth, rows, classifier.class_names, classifier.thresholds, Path(out_dir))
     return out
 
 

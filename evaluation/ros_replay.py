@@ -22,7 +22,7 @@ from glassware.edge_runtime.bundle import Bundle
 from glassware.edge_runtime.replay import FrameRecord
 from glassware.errors import GlasswareError
 from glassware.evaluation import requirements as req
-from glassware.evaluation.replay import build_report, summary_table, write
+from glassware.evaluation.replay import build_report, summary_table, truth_rows, write
 from glassware.evaluation.ros_env import INSTALL, ros_environment
 from glassware.evaluation.truth import Truth
 from glassware.labels import UNKNOWN
@@ -70,15 +70,16 @@ def run(video: Path, bundle_dir: Path, out: Path, timeout_s: float = 600.0) -> d
         for p in (publisher, node, recorder):
             _stop(p)
     bundle, truth = Bundle.load(bundle_dir, verify=False), Truth(video.with_suffix(".csv"))
-    report, frames = score(records, bundle, truth, video)
-    write(report, frames, truth, bundle.class_names, bundle.class_thresholds, out)
+    report, frames, rows = score(records, bundle, truth, video)
+    write(report, frames, truth, rows, bundle.class_names, bundle.class_thresholds, out)
     print(summary_table(report))
     return report
 
 
 def score(records: Path, bundle: Bundle, truth: Truth, video: Path,
-          requirements: list[str] | None = None) -> tuple[dict, list[FrameRecord]]:
-    """The recorder's log as per-frame records, and the replay.json built from them as the edge replay's is."""
+          requirements: list[str] | None = None) -> tuple[dict, list[FrameRecord], list[int | None]]:
+    """The replay.json built from the recorder's log as the edge replay's is, its per-frame records, and their
+    truth rows."""
     lines = [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
     index_of = {r["stamp_ns"]: r["index"] for r in lines if r["kind"] == "frame"}
     results = [r for r in lines if r["kind"] == "classification" and r["stamp_ns"] in index_of]
@@ -105,6 +106,7 @@ def score(records: Path, bundle: Bundle, truth: Truth, video: Path,
         "class_thresholds": bundle.class_thresholds,
     }
     counts = {"in": len(index_of), "classified": len(results), "dropped": len(index_of) - len(results), "bad": 0}
-    out = build_report(frames, header, counts, wall, truth, bundle.class_names)
+    rows = truth_rows(frames, truth, "video")
+    out = build_report(frames, header, counts, wall, truth, rows, bundle.class_names)
     out["requirements"] = req.check(out, requirements)
-    return out, frames
+    return out, frames, rows
