@@ -66,7 +66,9 @@ def _label(truth: Truth, row: int | None, class_names: list[str]) -> str | None:
 
 def summary(replay: dict, manifest: dict) -> dict:
     """The figures `adapt.json` compares: stress frames answered, their precision, confident errors (smoothed
-    labels of the replay), and the bundle's lab test accuracy (Keras reference)."""
+    labels of the replay), the bundle's lab test accuracy (Keras reference), and the lab test images the
+    replayed format answers at its thresholds: learning the new place must not cost the old one its answers
+    (accuracy alone hides that: a class slipping under its threshold stays right, as `unknown`)."""
     stress = (replay.get("truth") or {}).get("stress", {})
     unknown, wrong = stress.get("smoothed_unknown"), stress.get("smoothed_confidently_wrong")
     answered = None if unknown is None else 1.0 - unknown
@@ -78,4 +80,5 @@ def summary(replay: dict, manifest: dict) -> dict:
         "stress_precision": (answered - wrong) / answered if answered else None,
         "stress_confidently_wrong": wrong,
         "lab_accuracy": manifest["reference"]["metrics"]["test"]["accuracy"],
+        "lab_coverage": manifest["formats"][replay["format"]]["metrics"]["test"]["coverage"],
     }

@@ -145,8 +145,8 @@ def headline(out: Path, timings: dict[str, float]) -> list[str]:
             b, a = adapted["before"], adapted["after"]
             add("adapted on the robot: stress video of another seed answered (wrong), before → after",
                 f"{_pct(b['stress_coverage'])} ({_pct(b['stress_confidently_wrong'])}) → "
-                f"{_pct(a['stress_coverage'])} ({_pct(a['stress_confidently_wrong'])}); lab test "
-                f"{_pct(a['lab_accuracy'])}" if best == model else "–")
+                f"{_pct(a['stress_coverage'])} ({_pct(a['stress_confidently_wrong'])}); lab test answered "
+                f"{_pct(b.get('lab_coverage'))} → {_pct(a.get('lab_coverage'))}" if best == model else "–")
     if not columns:
         return []
     total = sum(timings.values())
@@ -280,7 +280,7 @@ def _adapt_section(out: Path) -> list[str]:
         return ["## 6. Adaptation to the stress domain", "", f"{a['collected']} frames collected; {a['note']}.", ""]
     rows = [[name, a[name]["bundle_id"], a[name]["format"], _pct(a[name]["stress_coverage"]),
              _pct(a[name]["stress_precision"]), _pct(a[name]["stress_confidently_wrong"]),
-             _pct(a[name]["lab_accuracy"])] for name in ("before", "after")]
+             _pct(a[name]["lab_accuracy"]), _pct(a[name].get("lab_coverage"))] for name in ("before", "after")]
     seconds = a["seconds"]
     return ["## 6. Adaptation to the stress domain", "",
             f"Collected on one stress-domain video, {a['collected']} frames kept (`replay --collect`); labelled by "
@@ -290,7 +290,7 @@ def _adapt_section(out: Path) -> list[str]:
             f"stress-domain video of another seed. Collect + label + fine-tune + export: "
             f"{seconds['collect_label_train_export'] / 60:.1f} min.", "",
             table(["bundle", "id", "format", "stress frames answered", "precision of answers",
-                   "confidently wrong", "lab test accuracy (Keras)"], rows), "",
+                   "confidently wrong", "lab test accuracy (Keras)", "lab test answered"], rows), "",
             _img(out, out / "adapt" / "before" / "timeline.png", "before adaptation"), "",
             _img(out, out / "adapt" / "after" / "timeline.png", "after adaptation"), ""]
 

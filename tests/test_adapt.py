@@ -50,7 +50,8 @@ def test_the_stand_in_labels_as_a_person_would_and_holds_out_whole_visits(tmp_pa
 def test_summary_compares_answered_precision_and_errors():
     replay = {"format": "onnx_int8", "truth": {"stress": {"frames": 100, "smoothed_unknown": 0.2,
                                                           "smoothed_confidently_wrong": 0.02}}}
-    manifest = {"bundle_id": "lite0-x", "reference": {"metrics": {"test": {"accuracy": 0.998}}}}
+    manifest = {"bundle_id": "lite0-x", "reference": {"metrics": {"test": {"accuracy": 0.998}}},
+                "formats": {"onnx_int8": {"metrics": {"test": {"coverage": 0.97}}}}}
     s = adapt.summary(replay, manifest)
     assert s["stress_coverage"] == 0.8 and abs(s["stress_precision"] - 0.975) < 1e-12
-    assert s["stress_confidently_wrong"] == 0.02 and s["lab_accuracy"] == 0.998
+    assert s["stress_confidently_wrong"] == 0.02 and s["lab_accuracy"] == 0.998 and s["lab_coverage"] == 0.97

@@ -138,6 +138,29 @@ def test_lite0_learns_in_seconds_and_resumes(tmp_path):
     assert [r["phase"] for r in rows].count("fine_tune") == 2
 
 
+def test_the_head_phase_ends_on_its_best_epoch_and_is_checkpointed_once(tmp_path):
+    import keras
+
+    from glassware.training.run import load_run
+
+    data = write_shapes(tmp_path / "data", per_class=8, seed=4)
+    run = tmp_path / "run"
+    # A huge constant rate: the first epoch is already perfect (val loss 0), later ones only move the weights.
+    assert glassware("train", "--data", data, "--out", run, "--model", "lite0", "--epochs", 4, "--batch-size", 8,
+                     "--fine-tune-epochs", 0, "--feature-copies", 0, "--learning-rate", 20, "--lr-schedule",
+                     "constant", "--patience", 8) == 0
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert state["epoch"] == 4 and len(state["history"]) == 4 and state["best"]["epoch"] < 3
+    final = load_run(run).model()
+    best = keras.models.clone_model(final)
+    best.load_weights(run / "checkpoints" / "best.weights.h5")
+    last = keras.models.load_model(run / "checkpoints" / "last.keras")
+    head = [final.get_layer("logits").get_weights(), best.get_layer("logits").get_weights(),
+            last.get_layer("logits").get_weights()]
+    assert all(np.array_equal(a, b) for a, b in zip(head[0], head[1]))  # the run ends on its best epoch
+    assert not all(np.array_equal(a, b) for a, b in zip(head[1], head[2]))  # which is not the last one
+
+
 def test_a_corrupt_feature_cache_is_one_clear_error(tmp_path):
     data = write_shapes(tmp_path / "data", per_class=6, seed=5)
     run = tmp_path / "run"

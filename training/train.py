@@ -5,7 +5,8 @@ a pretrained one: "head", the new classifier on frozen-backbone features compute
 (`glassware.training.features`), then "fine_tune" of the backbone's top layers on augmented images with
 BatchNorm in inference mode. After every epoch the model (with optimizer state in the image phases) and
 `checkpoints/state.json` (epoch, phase, early-stopping state, history) are written, so `--resume` continues
-where a run stopped; a resume within "head" starts that phase's optimizer afresh (the phase takes seconds).
+where a run stopped; "head" writes them when it ends, and a run stopped within it redoes that phase (seconds,
+from the cached features).
 """
 
 from __future__ import annotations
@@ -151,13 +152,22 @@ def _compile(model: keras.Model, learning_rate, keep_optimizer: bool = False) ->
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """Per epoch: history row, early stopping on `config.monitor`, best weights, last.keras + state.json."""
+    """Per epoch: history row, early stopping on `config.monitor`, best weights, last.keras + state.json.
+
+    The "head" phase writes them once, when it ends: its epochs take a fraction of a second, writing the
+    whole model takes longer (on lite0, 40 head epochs spent more time saving than training), and a run
+    stopped within it redoes the phase from the cached features."""
 
     def __init__(self, out: Path, state: dict, config: TrainConfig, n_train: int, target: keras.Model):
         super().__init__()
         self.dir = out / "checkpoints"
         self.state, self.config, self.n_train = state, config, n_train
         self.target = target  # the whole classifier, also while only its head is being fit
+        self.best_weights = None  # the head phase's best epoch, until the phase ends
+
+    @property
+    def each_epoch(self) -> bool:
+        return self.state["phase"] != "head"
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -172,6 +182,18 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.state["history"].append(self._history_row(epoch, logs))
         self.state["epoch"] = epoch + 1
         self._early_stopping(epoch, logs)
+        if self.each_epoch:
+            _save_checkpoint(self.target, self.state, self.dir)
+
+    def on_train_end(self, logs=None):
+        if self.each_epoch:
+            return
+        if self.best_weights is not None:
+            current = self.target.get_weights()
+            self.target.set_weights(self.best_weights)
+            self.target.save_weights(self.dir / BEST_WEIGHTS)
+            self.target.set_weights(current)
+            self.best_weights = None
         _save_checkpoint(self.target, self.state, self.dir)
 
     def _history_row(self, epoch: int, logs: dict) -> dict:
@@ -186,13 +208,16 @@ class RunCheckpoint(keras.callbacks.Callback):
         }
 
     def _early_stopping(self, epoch: int, logs: dict) -> None:
-        """Keep the best weights on disk; stop after `patience` epochs without improvement."""
+        """Keep the best weights; stop after `patience` epochs without improvement."""
         state, monitor = self.state, self.config.monitor
         value = float(logs.get(monitor, float("nan")))
         if _improved(value, state["best"], monitor):
             state["best"] = {"epoch": epoch, "value": value, "val_accuracy": float(logs.get("val_accuracy", float("nan")))}
             state["wait"] = 0
-            self.target.save_weights(self.dir / BEST_WEIGHTS)
+            if self.each_epoch:
+                self.target.save_weights(self.dir / BEST_WEIGHTS)
+            else:
+                self.best_weights = self.target.get_weights()
             return
         state["wait"] += 1
         if state["wait"] >= self.config.patience:
