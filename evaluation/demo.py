@@ -14,7 +14,6 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +27,8 @@ SIZES = {
     # calibrate the confidence; the paper's VGG trains about as long as lite0, so the two compare at equal
     # compute.
     # Adaptation: a stress-domain video to collect from, another seed's to test on, and a short fine-tuning
-    # (one epoch did as well as two on two sets of collected frames, in 40 s less: docs/results.md).
+    # of one epoch (on three sets of collected frames it kept the lab's answers better than two epochs, with
+    # a like stress gain, in 20-40 s less: docs/results.md).
     "full": {"train": 300, "test": 100, "stress": 100, "vgg_epochs": 10, "lite0_epochs": 40, "not_glassware": 40,
              "video_s": 60, "adapt_video_s": 120, "adapt_collect_hz": 10, "adapt_repeat": 8, "adapt_epochs": 10,
              "adapt_fine_tune_epochs": 1},
@@ -85,31 +85,19 @@ def run(args: argparse.Namespace) -> int:
          "--per-class", str(size["test"]), *background(size["test"]), "--seed", str(args.seed + 3000))
     step("synth-not-glassware", "synth-openset", "--out", str(data / "not_glassware"),
          "--per-kind", str(size["not_glassware"]), "--seed", str(args.seed + 4000))
-    for model in MODELS:  # one at a time: training uses both cores, and its time is a reported figure
+    for model in MODELS:
         run_dir = runs / model
         step(f"train-{model}", "train", "--data", str(data / "lab_train"), "--model", model,
              "--epochs", str(size[f"{model}_epochs"]), "--out", str(run_dir), "--seed", seed,
              *(["--fine-tune-epochs", "1", "--feature-copies", "1"] if args.quick and model == "lite0" else []),
              *(["--resume"] if (run_dir / "checkpoints" / "state.json").exists() else []))  # a rerun or a stopped demo
-    # Evaluation and export of the two models side by side: a conversion spends much of its time on one core
-    # (measured: the VGG's export kept 1.3 of the 2 cores busy), so the other model's work fills the gap.
-    # The first model's steps run here, the others' in a second process whose output goes to a log file.
-    def evaluate_and_export(model: str) -> list[tuple[str, list[str]]]:
-        run_dir = runs / model
-        return [*((f"evaluate-{model}-{split}", ["evaluate", "--run", str(run_dir), "--data", str(data / split),
-                                                 "--out", str(run_dir / f"eval_{split}")])
-                  for split in ("lab_test", "stress")),
-                (f"export-{model}", ["export", "--run", str(run_dir), "--out", str(bundles / model),
-                                     "--test", str(data / "lab_test"), "--stress", str(data / "stress"),
-                                     "--calibration", str(data / "lab_calibration"),
-                                     "--not-glassware", str(data / "not_glassware"), "--keep-failed"])]
-
-    side = [BackgroundSteps(evaluate_and_export(model), out / "logs" / f"{model}.log", timings)
-            for model in MODELS[1:]]
-    for name, argv in evaluate_and_export(MODELS[0]):
-        step(name, *argv)
-    for chain in side:
-        chain.join()
+        for split in ("lab_test", "stress"):
+            step(f"evaluate-{model}-{split}", "evaluate", "--run", str(run_dir), "--data", str(data / split),
+                 "--out", str(run_dir / f"eval_{split}"))
+        step(f"export-{model}", "export", "--run", str(run_dir), "--out", str(bundles / model),
+             "--test", str(data / "lab_test"), "--stress", str(data / "stress"),
+             "--calibration", str(data / "lab_calibration"), "--not-glassware", str(data / "not_glassware"),
+             "--keep-failed")
     # A fresh process: once training has used TensorFlow its thread pools are fixed, and the Keras baseline
     # must run on 1 thread like every format it is compared with.
     step("bench", "bench", *[a for m in MODELS for a in ("--bundle", str(bundles / m))],
@@ -184,38 +172,6 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
         timings[k] for k in ("adapt-collect", "adapt-label-stand-in", "adapt-train", "adapt-export")), 1)
     (work / "adapt.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-class BackgroundSteps:
-    """`glassware` steps run one after another in a second process, beside the demo's own; their output goes
-    to `log_file`, their durations into `timings`. `join()` waits and raises if a step failed."""
-
-    def __init__(self, steps: list[tuple[str, list[str]]], log_file: Path, timings: dict[str, float]):
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        self.log_file, self.timings, self.names = log_file, timings, [name for name, _ in steps]
-        self.thread = threading.Thread(target=self._run, args=(steps,), daemon=True)
-        self.failed: str | None = None
-        log.info("demo: %s in a second process beside the next steps (log: %s)", ", ".join(self.names), log_file)
-        self.thread.start()
-
-    def _run(self, steps: list[tuple[str, list[str]]]) -> None:
-        with open(self.log_file, "w") as out:
-            for name, argv in steps:
-                out.write(f"demo step {name}: glassware {' '.join(argv)}\n")
-                out.flush()
-                t0 = time.perf_counter()
-                code = subprocess.call([sys.executable, "-m", "glassware.cli", *argv], stdout=out,
-                                       stderr=subprocess.STDOUT)
-                self.timings[name] = round(time.perf_counter() - t0, 1)
-                if code:
-                    self.failed = f"demo step {name!r} failed (exit {code}); see {self.log_file}"
-                    return
-
-    def join(self) -> None:
-        self.thread.join()
-        if self.failed:
-            raise SystemExit(self.failed)
-        log.info("demo: done in the second process: %s", ", ".join(f"{n} {self.timings[n]} s" for n in self.names))
 
 
 def best_bundle(bundles: list[Path]) -> Path:

@@ -297,7 +297,7 @@ def _adapt_section(out: Path) -> list[str]:
 
 def write(out: Path, timings: dict[str, float], wall_s: float | None = None) -> Path:
     """Write OUT/report.md from the outputs of the demo steps; returns its path. `wall_s`: the demo's time end
-    to end (steps run side by side make it less than their sum)."""
+    to end, which also counts what runs between the steps."""
     total = wall_s if wall_s is not None else sum(timings.values())
     lines = [
         "# glassware-vision demo report", "",
@@ -306,8 +306,7 @@ def write(out: Path, timings: dict[str, float], wall_s: float | None = None) -> 
         *headline(out, timings, wall_s), *_summary_section(out), *_data_section(out), *_training_section(out), *_export_section(out),
         *_bench_section(out),
         *_replay_section(out), *_adapt_section(out),
-        "## Step timings", "", "Evaluation and export of the second model run beside the first model's "
-        "(log: `logs/`), so steps add up to more than the total.", "",
+        "## Step timings", "",
         table(["step", "seconds"], [[k, v] for k, v in timings.items()]), "",
     ]
     path = out / "report.md"
