@@ -71,6 +71,8 @@ def _register_replay(subparsers) -> None:
                          help="disk bound of the folder: the oldest kept frames are deleted past it")
     collect.add_argument("--collect-duplicate-bits", type=int, default=5,
                          help="skip a frame within this many bits (64-bit dHash) of a recently kept one; -1 = off")
+    collect.add_argument("--collect-seed", type=int, default=0,
+                         help="seed of the audit draw, so a replay of one recording keeps the same frames")
     p.set_defaults(func=_replay)
 
 
@@ -120,7 +122,8 @@ def _replay(args: argparse.Namespace) -> int:
                                  release_margin=args.release_margin, thresholds=classifier.thresholds)
         collector = FrameCollector(
             args.collect, audit_share=args.collect_audit_share, max_rate_hz=args.collect_max_rate_hz,
-            max_mb=args.collect_max_mb, duplicate_bits=args.collect_duplicate_bits) if args.collect else None
+            max_mb=args.collect_max_mb, duplicate_bits=args.collect_duplicate_bits,
+            seed=args.collect_seed) if args.collect else None
     except ValueError as e:  # an out-of-range option
         print(f"glassware replay: error: {e}", file=sys.stderr)
         return 2

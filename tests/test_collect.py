@@ -155,16 +155,22 @@ def test_disk_and_frame_errors_are_counted_never_raised(tmp_path):
         assert c.counters()["errors"] == 3 and c.counters()["kept"] == 0
 
 
-def test_replay_collect_writes_frames_and_reports_the_counters(tiny_data, tiny_bundle, tmp_path, capsys):
-    from glassware.cli import main
-
+def _clip(tiny_data, tmp_path) -> Path:
+    """A 3 s video of six stress images, each held half a second."""
     images = [cv2.imread(str(p)) for p in sorted(tiny_data.stress.rglob("*.jpg"))[:6]]
     video = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (200, 150))
     for image in images:
-        for _ in range(5):  # each held half a second
+        for _ in range(5):
             writer.write(cv2.resize(image, (200, 150)))
     writer.release()
+    return video
+
+
+def test_replay_collect_writes_frames_and_reports_the_counters(tiny_data, tiny_bundle, tmp_path, capsys):
+    from glassware.cli import main
+
+    video = _clip(tiny_data, tmp_path)
     return_code = main(["replay", str(video), "--bundle", str(tiny_bundle), "--out",
                         str(tmp_path / "replay"), "--speed", "max", "--no-progress", "--collect",
                         str(tmp_path / "collected"), "--collect-audit-share", "1", "--require", "bad_frames<=0"])
@@ -178,3 +184,19 @@ def test_replay_collect_writes_frames_and_reports_the_counters(tiny_data, tiny_b
                                  + counts["skipped_duplicate"] + counts["errors"])  # audit share 1: all selected
     assert {meta["source"] for _, meta in frames} == {str(video)}
     assert "collected (kept / offered)" in capsys.readouterr().out
+
+
+def test_a_replay_collects_the_same_frames_each_time(tiny_data, tiny_bundle, tmp_path):
+    from glassware.cli import main
+
+    video = _clip(tiny_data, tmp_path)
+
+    def kept(name: str, seed: int) -> list[int]:
+        assert main(["replay", str(video), "--bundle", str(tiny_bundle), "--out", str(tmp_path / f"r_{name}"),
+                     "--speed", "max", "--no-progress", "--collect", str(tmp_path / name), "--collect-audit-share",
+                     "0.5", "--collect-max-rate-hz", "0", "--collect-duplicate-bits", "-1",
+                     "--collect-seed", str(seed), "--threshold", "0"]) in (0, 1)  # all accepted: audit draws decide
+        return sorted(meta["frame_index"] for _, meta in collected_frames(tmp_path / name)[0])
+
+    first = kept("a", 3)
+    assert 0 < len(first) < 30 and kept("b", 3) == first
