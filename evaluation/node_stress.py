@@ -604,7 +604,7 @@ def swap(session: Session, seconds: float, every_s: float) -> dict:
     node = session.start("swap_classifier", msg)
     feeder = session.feeder
     first_id = feeder.answers[-1][1].bundle_id
-    second, tampered = _second_bundle(session.bundle, feeder.model_format, session.dir)
+    second, tampered = second_bundle(session.bundle, feeder.model_format, session.dir)
     from glassware.edge_runtime.bundle import Bundle
 
     second_id = Bundle.load(second).bundle_id
@@ -669,7 +669,7 @@ def _settle(request: dict) -> None:
     request["future"] = None
 
 
-def _second_bundle(bundle: Path, model_format: str, folder: Path) -> tuple[Path, Path]:
+def second_bundle(bundle: Path, model_format: str, folder: Path) -> tuple[Path, Path]:
     """(the bundle with only `model_format`: another bundle_id; a copy of `bundle` with that format's file
     tampered, which a swap must refuse)."""
     from glassware.edge_runtime.bundle import MANIFEST, write_manifest

@@ -162,24 +162,12 @@ def test_the_bundle_swaps_at_run_time_and_frames_it_is_unsure_of_are_collected(s
     """Setting `bundle` while running: a tampered bundle is refused and the running model keeps answering (WARN);
     a good one takes over between two frames, and each message's bundle_id says which answered. With
     collect_dir set, frames answered unknown land there, for `glassware label`."""
-    import json
-    import shutil
-
-    from glassware.edge_runtime.bundle import MANIFEST, Bundle, write_manifest
+    from glassware.edge_runtime.bundle import Bundle
     from glassware.edge_runtime.collect import collected_frames
+    from glassware.evaluation.node_stress import second_bundle
 
     fmt = "tflite_int8"
-    other = tmp_path / "other"  # the same model with only one format: other files, another bundle_id
-    shutil.copytree(tiny_bundle, other)
-    manifest = json.loads((other / MANIFEST).read_text())
-    kept = manifest["formats"][fmt]["file"]
-    manifest["formats"] = {fmt: manifest["formats"][fmt]}
-    manifest["files"] = {name: digest for name, digest in manifest["files"].items()
-                         if name == kept or not name.endswith((".tflite", ".onnx"))}
-    write_manifest(other, manifest)
-    tampered = tmp_path / "tampered"
-    shutil.copytree(tiny_bundle, tampered)
-    (tampered / kept).write_bytes((tampered / kept).read_bytes()[:-8] + bytes(8))
+    other, tampered = second_bundle(tiny_bundle, fmt, tmp_path)  # one format only: another bundle_id
     before, after = Bundle.load(tiny_bundle).bundle_id, Bundle.load(other).bundle_id
     assert before != after
     collected = tmp_path / "collected"
