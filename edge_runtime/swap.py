@@ -1,6 +1,10 @@
 """Swap the model while frames keep coming: a new bundle is loaded and checked in the background, then takes
 over between two frames; if it fails, the one in use stays.
 
+A replacement must also answer the lab as well as the model in use, as both were measured at export on the
+same lab test set: adapting to a new place can cost an old one its answers while accuracy stays at 100 %
+(a class slips under its threshold and comes out `unknown`; measured in docs/results.md).
+
 The classifying thread reads `current` once per frame, so a frame is decided by one model from start to end.
 """
 
@@ -11,10 +15,36 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from glassware.edge_runtime.bundle import Bundle
 from glassware.edge_runtime.classifier import Classifier
 from glassware.errors import GlasswareError
 
 log = logging.getLogger(__name__)
+
+MAX_LAB_DROP_POINTS = 1.0
+
+
+def lab_change(current: tuple[Bundle, str], candidate: tuple[Bundle, str]) -> dict | None:
+    """Lab test accuracy and share answered of two (bundle, format) pairs, from their manifests: {"before":
+    {"accuracy", "coverage"}, "after": {...}}; None when the two were not measured on the same lab test set."""
+    pairs = (current, candidate)
+    sets = [bundle.manifest.get("gate", {}).get("datasets", {}).get("test") for bundle, _ in pairs]
+    if not sets[0] or sets[0] != sets[1]:
+        return None
+    metrics = [bundle.formats[name]["metrics"].get("test", {}) for bundle, name in pairs]
+    if not all("accuracy" in m and "coverage" in m for m in metrics):
+        return None
+    return {name: {k: m[k] for k in ("accuracy", "coverage")} for name, m in zip(("before", "after"), metrics)}
+
+
+def lab_regression(change: dict | None, max_drop_points: float = MAX_LAB_DROP_POINTS) -> str | None:
+    """Why a replacement answers the lab worse (`lab_change`), or None."""
+    if change is None:
+        return None
+    worse = [f"{label} {100 * change['before'][k]:.1f} -> {100 * change['after'][k]:.1f} %"
+             for k, label in (("accuracy", "accuracy"), ("coverage", "answered"))
+             if 100 * (change["before"][k] - change["after"][k]) > max_drop_points]
+    return f"lab test {', '.join(worse)}: more than {max_drop_points:g} points below the bundle in use" if worse else None
 
 
 class ModelSwap:
@@ -22,11 +52,14 @@ class ModelSwap:
 
     `load(path)` makes a Classifier (verifying the bundle's hashes and opening its backend) and raises a
     GlasswareError (or ValueError) if it cannot; a replacement must also run a format that passed its export
-    accuracy gate. `status`: {"state": "ok" | "loading" | "failed", "bundle_id", "bundle", "message"}.
+    accuracy gate, and answer the lab test set at most `max_lab_drop` points worse (accuracy, share answered)
+    than the one in use, when both were measured on the same set. `status`: {"state": "ok" | "loading" | "failed", "bundle_id", "bundle", "message"}.
     """
 
-    def __init__(self, load: Callable[[Path], Classifier], path: str | Path):
+    def __init__(self, load: Callable[[Path], Classifier], path: str | Path,
+                 max_lab_drop: float = MAX_LAB_DROP_POINTS):
         self._load = load
+        self.max_lab_drop = max_lab_drop
         self._current = load(Path(path))
         self._lock = threading.Lock()
         self._loader: threading.Thread | None = None
@@ -64,6 +97,11 @@ class ModelSwap:
             gate = candidate.bundle.formats[candidate.format_name].get("gate")
             if gate != "pass":
                 raise GlasswareError(f"format {candidate.format_name} did not pass the export accuracy gate")
+            change = lab_change((self._current.bundle, self._current.format_name),
+                                (candidate.bundle, candidate.format_name))
+            regression = lab_regression(change, self.max_lab_drop)
+            if regression:
+                raise GlasswareError(regression)
         except (GlasswareError, ValueError, OSError) as e:
             with self._lock:
                 self._status = {**self._ok(f"kept: {path} refused ({e})"), "state": "failed"}
@@ -72,7 +110,8 @@ class ModelSwap:
         previous = self._current.bundle.bundle_id
         with self._lock:
             self._current = candidate
-            self._status = self._ok(f"swapped from {previous}")
+            self._status = self._ok(f"swapped from {previous}"
+                                    + ("" if change else " (lab test not compared: not measured on the same set)"))
         log.info("model swap: now running %s (%s), was %s", candidate.bundle.bundle_id, candidate.format_name,
                  previous)
 

@@ -128,6 +128,7 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
     """The adaptation step (`glassware.evaluation.adapt`): collect on one stress video, label (stand-in),
     fine-tune, export, and replay another seed's stress video with the old and the new bundle."""
     from glassware.edge_runtime.bundle import Bundle
+    from glassware.edge_runtime.swap import lab_change, lab_regression
     from glassware.evaluation import adapt as steps
     from glassware.evaluation.truth import Truth
 
@@ -167,6 +168,9 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
              "--out", str(work / name), *replay, accept=(0, 1))
         result[name] = steps.summary(json.loads((work / name / "replay.json").read_text()),
                                      Bundle.load(path, verify=False).manifest)
+    # What the node would do with it (`swap_max_lab_drop`): a robot keeps a model that answers the lab worse.
+    change = lab_change((before, model_format), (Bundle.load(adapted, verify=False), model_format))
+    result["swap_refused"] = lab_regression(change)
     result["seconds"] = {k: v for k, v in timings.items() if k.startswith("adapt-")}
     result["seconds"]["collect_label_train_export"] = round(sum(
         timings[k] for k in ("adapt-collect", "adapt-label-stand-in", "adapt-train", "adapt-export")), 1)

@@ -146,7 +146,8 @@ def headline(out: Path, timings: dict[str, float], wall_s: float | None = None) 
             add("adapted on the robot: stress video of another seed answered (wrong), before → after",
                 f"{_pct(b['stress_coverage'])} ({_pct(b['stress_confidently_wrong'])}) → "
                 f"{_pct(a['stress_coverage'])} ({_pct(a['stress_confidently_wrong'])}); lab test answered "
-                f"{_pct(b.get('lab_coverage'))} → {_pct(a.get('lab_coverage'))}" if best == model else "–")
+                f"{_pct(b.get('lab_coverage'))} → {_pct(a.get('lab_coverage'))}; {_swap_verdict(adapted)}"
+                if best == model else "–")
     if not columns:
         return []
     total = wall_s if wall_s is not None else sum(timings.values())
@@ -291,8 +292,16 @@ def _adapt_section(out: Path) -> list[str]:
             f"{seconds['collect_label_train_export'] / 60:.1f} min.", "",
             table(["bundle", "id", "format", "stress frames answered", "precision of answers",
                    "confidently wrong", "lab test accuracy (Keras)", "lab test answered"], rows), "",
+            f"On the robot, {_swap_verdict(a)} (the node's `swap_max_lab_drop`).", "",
             _img(out, out / "adapt" / "before" / "timeline.png", "before adaptation"), "",
             _img(out, out / "adapt" / "after" / "timeline.png", "after adaptation"), ""]
+
+
+def _swap_verdict(adapted: dict) -> str:
+    if "swap_refused" not in adapted:
+        return "swap not checked"
+    refused = adapted["swap_refused"]
+    return f"the node would refuse it and keep the old bundle: {refused}" if refused else "the node would take it"
 
 
 def write(out: Path, timings: dict[str, float], wall_s: float | None = None) -> Path:

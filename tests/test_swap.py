@@ -54,3 +54,38 @@ def test_a_format_that_failed_its_gate_is_not_swapped_in(tiny_bundle, tmp_path):
     swap.request(failed)
     status = swap.wait(60)
     assert status["state"] == "failed" and "gate" in status["message"] and swap.current is first
+
+
+def _with_lab_test(tiny_bundle, path, accuracy=None, coverage=None, source=None):
+    """A copy of the bundle, re-sealed, whose manifest says it answers the lab test set differently."""
+    from glassware.edge_runtime.bundle import write_manifest
+
+    copy = copy_bundle(tiny_bundle, path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    test = manifest["formats"]["tflite_fp32"]["metrics"]["test"]
+    test.update({k: v for k, v in (("accuracy", accuracy), ("coverage", coverage)) if v is not None})
+    if source is not None:
+        manifest["gate"]["datasets"]["test"]["source"] = source
+    write_manifest(copy, manifest)
+    return copy
+
+
+def test_a_bundle_answering_the_lab_worse_is_not_swapped_in(tiny_bundle, tmp_path):
+    swap = ModelSwap(lambda p: Classifier(p, format="tflite_fp32"), tiny_bundle)
+    first = swap.current
+    lab = first.bundle.formats["tflite_fp32"]["metrics"]["test"]
+
+    fewer = _with_lab_test(tiny_bundle, tmp_path / "fewer", coverage=lab["coverage"] - 0.05)
+    swap.request(fewer)
+    status = swap.wait(60)
+    assert status["state"] == "failed" and swap.current is first
+    assert "lab test answered" in status["message"] and "more than 1 points" in status["message"]
+
+    # Within the tolerance it takes over; measured on another lab test set it cannot be compared, and says so.
+    slightly = _with_lab_test(tiny_bundle, tmp_path / "slightly", coverage=lab["coverage"] - 0.005)
+    swap.request(slightly)
+    assert swap.wait(60)["state"] == "ok" and swap.current is not first
+    elsewhere = _with_lab_test(tiny_bundle, tmp_path / "elsewhere", accuracy=0.0, source="/another/lab_test")
+    swap.request(elsewhere)
+    status = swap.wait(60)
+    assert status["state"] == "ok" and "not compared" in status["message"]

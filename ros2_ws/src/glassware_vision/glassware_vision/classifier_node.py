@@ -124,7 +124,8 @@ class ClassifierNode(LifecycleNode):
                 raise BundleError("parameter 'bundle' is not set: pass -p bundle:=/path/to/bundle")
             providers = parse_providers(config["providers"])
             self._models = ModelSwap(lambda path: Classifier(path, format=config["format"], threads=config["threads"],
-                                                             providers=providers), config["bundle"])
+                                                             providers=providers), config["bundle"],
+                                     max_lab_drop=config["swap_max_lab_drop"])
         except GlasswareError as e:
             self._start_error = e
             self.get_logger().error(f"cannot configure: {e}")

@@ -39,8 +39,12 @@ class Param:
 PARAMETERS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
     Param("bundle", "", "model bundle directory made by `glassware export` (required). Set while running: the "
-                        "new bundle loads in the background and takes over between two frames if it verifies and "
-                        "its format passed the export gate; else the running one stays (WARN)", True),
+                        "new bundle loads in the background and takes over between two frames if it verifies, "
+                        "its format passed the export gate and it answers the lab no worse "
+                        "(swap_max_lab_drop); else the running one stays (WARN)", True),
+    Param("swap_max_lab_drop", 1.0, "a bundle set while running is refused if it answers the lab test set more "
+                                    "than this many points worse (accuracy or share answered) than the one in "
+                                    "use, both as measured at export on the same set", low=0.0, high=100.0),
     Param("format", "auto", f"bundle format ({', '.join(names())}); auto = the fastest passing int8 one, "
                             "timed at start-up"),
     Param("threads", 1, "inference threads", low=1, high=64),
