@@ -44,7 +44,10 @@ def lab_regression(change: dict | None, max_drop_points: float = MAX_LAB_DROP_PO
     worse = [f"{label} {100 * change['before'][k]:.1f} -> {100 * change['after'][k]:.1f} %"
              for k, label in (("accuracy", "accuracy"), ("coverage", "answered"))
              if 100 * (change["before"][k] - change["after"][k]) > max_drop_points]
-    return f"lab test {', '.join(worse)}: more than {max_drop_points:g} points below the bundle in use" if worse else None
+    if not worse:
+        return None
+    points = f"{max_drop_points:g} point{'' if max_drop_points == 1 else 's'}"
+    return f"lab test {', '.join(worse)}: more than {points} below the bundle in use"
 
 
 class ModelSwap:
@@ -53,7 +56,8 @@ class ModelSwap:
     `load(path)` makes a Classifier (verifying the bundle's hashes and opening its backend) and raises a
     GlasswareError (or ValueError) if it cannot; a replacement must also run a format that passed its export
     accuracy gate, and answer the lab test set at most `max_lab_drop` points worse (accuracy, share answered)
-    than the one in use, when both were measured on the same set. `status`: {"state": "ok" | "loading" | "failed", "bundle_id", "bundle", "message"}.
+    than the one in use, when both were measured on the same set.
+    `status`: {"state": "ok" | "loading" | "failed", "bundle_id", "bundle", "message"}.
     """
 
     def __init__(self, load: Callable[[Path], Classifier], path: str | Path,

@@ -168,7 +168,7 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
              "--out", str(work / name), *replay, accept=(0, 1))
         result[name] = steps.summary(json.loads((work / name / "replay.json").read_text()),
                                      Bundle.load(path, verify=False).manifest)
-    # What the node would do with it (`swap_max_lab_drop`): a robot keeps a model that answers the lab worse.
+    # What the node would do with it: keep its model rather than take one that answers the lab worse.
     change = lab_change((before, model_format), (Bundle.load(adapted, verify=False), model_format))
     result["swap_refused"] = lab_regression(change)
     result["seconds"] = {k: v for k, v in timings.items() if k.startswith("adapt-")}

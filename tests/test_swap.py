@@ -79,7 +79,7 @@ def test_a_bundle_answering_the_lab_worse_is_not_swapped_in(tiny_bundle, tmp_pat
     swap.request(fewer)
     status = swap.wait(60)
     assert status["state"] == "failed" and swap.current is first
-    assert "lab test answered" in status["message"] and "more than 1 points" in status["message"]
+    assert "lab test answered" in status["message"] and "more than 1 point below" in status["message"]
 
     # Within the tolerance it takes over; measured on another lab test set it cannot be compared, and says so.
     slightly = _with_lab_test(tiny_bundle, tmp_path / "slightly", coverage=lab["coverage"] - 0.005)
