@@ -146,7 +146,7 @@ def headline(out: Path, timings: dict[str, float], wall_s: float | None = None) 
             add("adapted on the robot: stress video of another seed answered (wrong), before → after",
                 f"{_pct(b['stress_coverage'])} ({_pct(b['stress_confidently_wrong'])}) → "
                 f"{_pct(a['stress_coverage'])} ({_pct(a['stress_confidently_wrong'])}); lab test answered "
-                f"{_pct(b.get('lab_coverage'))} → {_pct(a.get('lab_coverage'))}; {_swap_verdict(adapted)}"
+                f"{_pct(b.get('lab_coverage'))} → {_pct(a.get('lab_coverage'))}; {_swap_verdict(adapted, short=True)}"
                 if best == model else "–")
     if not columns:
         return []
@@ -297,11 +297,13 @@ def _adapt_section(out: Path) -> list[str]:
             _img(out, out / "adapt" / "after" / "timeline.png", "after adaptation"), ""]
 
 
-def _swap_verdict(adapted: dict) -> str:
+def _swap_verdict(adapted: dict, short: bool = False) -> str:
     if "swap_refused" not in adapted:
         return "swap not checked"
     refused = adapted["swap_refused"]
-    return f"the node would refuse it and keep the old bundle: {refused}" if refused else "the node would take it"
+    if not refused:
+        return "the node would take it"
+    return "the node would refuse it" if short else f"the node would refuse it and keep the old bundle: {refused}"
 
 
 def write(out: Path, timings: dict[str, float], wall_s: float | None = None) -> Path:
