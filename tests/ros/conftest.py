@@ -82,11 +82,17 @@ class Probe:
 
         return self.node.create_subscription(msg_type, topic, store, qos), received
 
-    def call(self, client, request, timeout: float = 10.0):
+    def call(self, client, request, timeout: float = 10.0, attempts: int = 1):
+        """The service's answer. `attempts` > 1 only for a request that may safely be sent again: a service
+        found moments ago can drop its answer when its writer has not yet matched this client's reader
+        (Fast DDS sends a response to matched readers only), so the request is sent again."""
         assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} not available"
-        future = client.call_async(request)
-        assert wait_until(future.done, timeout), f"no answer from {client.srv_name}"
-        return future.result()
+        for _ in range(attempts):
+            future = client.call_async(request)
+            if wait_until(future.done, timeout / attempts):
+                return future.result()
+            client.remove_pending_request(future)
+        raise AssertionError(f"no answer from {client.srv_name} in {attempts} attempt(s), {timeout:g} s")
 
 
 @pytest.fixture(scope="session")
