@@ -163,13 +163,13 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
          "--calibration", str(data / "lab_calibration"),
          *(["--calibration", str(work / "labelled_held_out")] if counts["held_out"] else []),
          "--not-glassware", str(data / "not_glassware"), "--keep-failed")
-    for name, path in (("before", bundle), ("after", adapted)):
-        step(f"adapt-replay-{name}", "replay", str(videos["test"]), "--bundle", str(path),
+    after = Bundle.load(adapted, verify=False)
+    for name, loaded in (("before", before), ("after", after)):
+        step(f"adapt-replay-{name}", "replay", str(videos["test"]), "--bundle", str(loaded.path),
              "--out", str(work / name), *replay, accept=(0, 1))
-        result[name] = steps.summary(json.loads((work / name / "replay.json").read_text()),
-                                     Bundle.load(path, verify=False).manifest)
+        result[name] = steps.summary(json.loads((work / name / "replay.json").read_text()), loaded.manifest)
     # What the node would do with it: keep its model rather than take one that answers the lab worse.
-    change = lab_change((before, model_format), (Bundle.load(adapted, verify=False), model_format))
+    change = lab_change((before, model_format), (after, model_format))
     result["swap_refused"] = lab_regression(change)
     result["seconds"] = {k: v for k, v in timings.items() if k.startswith("adapt-")}
     result["seconds"]["collect_label_train_export"] = round(sum(
