@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--not-glassware", type=Path, metavar="DIR",
                    help="images that are not glassware (any layout, e.g. from `glassware synth-openset`): every "
                         "format's glassware answers on them are counted, which should be none")
+    p.add_argument("--evaluations", type=Path, metavar="DIR",
+                   help="also write `glassware evaluate`'s metrics.json and confusion matrix of the Keras model on "
+                        "--test and --stress into DIR/eval_<folder name>, from the outputs the gate computes anyway")
     p.add_argument("--no-openset", dest="openset", action="store_false",
                    help="do not fit or ship the open-set score (novel images are then never refused)")
     p.add_argument("--no-perturb", dest="perturb", action="store_false",
@@ -43,7 +46,8 @@ def _export(args: argparse.Namespace) -> int:
                           calibration_dir=args.calibration, perturb=args.perturb, tolerance=args.tolerance,
                           keep_failed=args.keep_failed, target_precision=args.target_precision,
                           representative=args.representative, seed=args.seed, openset=args.openset,
-                          not_glassware_dir=args.not_glassware)
+                          not_glassware_dir=args.not_glassware,
+                          evaluations_dir=args.evaluations)
     c, failed = manifest["calibration"], manifest["gate"]["failed"]
     per_class = c.get("class_thresholds", [c["threshold"]])
     print(f"temperature {c['temperature']:.3f}, uniform mix {c['uniform_mix']:.4f}, threshold {c['threshold']:.4f} "

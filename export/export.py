@@ -33,7 +33,7 @@ from glassware.export.convert import Converter
 from glassware.export.gate import gate_table, openset_metrics, run_outputs, split_metrics, verdict
 from glassware.formats import FORMATS
 from glassware.markdown import table as markdown_table
-from glassware.metrics import expected_calibration_error
+from glassware.metrics import expected_calibration_error, softmax
 
 DEFAULT_FORMATS = tuple(FORMATS)
 REPORT = "export_report.md"
@@ -46,7 +46,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
                calibration_dir: str | Path | list | None = None, perturb: bool = True, tolerance: float = 1.0,
                keep_failed: bool = False, target_precision: float = DEFAULT_TARGET_PRECISION,
                representative: int = DEFAULT_SIZE, seed: int = 0, openset: bool = True,
-               not_glassware_dir: str | Path | None = None) -> dict:
+               not_glassware_dir: str | Path | None = None, evaluations_dir: str | Path | None = None) -> dict:
     """Export `run_dir` into the bundle `out_dir`; return the manifest as written.
 
     Formats failing the gate (accuracy more than `tolerance` points below Keras on the test split, or on
@@ -59,6 +59,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     images (`glassware.calibration.perturbed`). `openset`: fit and ship the open-set score
     (`glassware.calibration.openset`). `not_glassware_dir`: a folder of images that are not glassware (any
     layout), on which every format's accepted glassware answers are counted: the open-set check.
+    `evaluations_dir`: also write `glassware evaluate`'s metrics.json and confusion matrix of the Keras model
+    on the test and stress folders, into `evaluations_dir`/eval_<folder name>, from the outputs computed here.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -70,13 +72,13 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     from glassware.training.run import load_run
 
     run = load_run(run_dir)
-    splits, datasets = _evaluation_splits(run, test_dir, stress_dir)
+    splits, datasets, unreadable = _evaluation_splits(run, test_dir, stress_dir)
     calibration_dirs = [calibration_dir] if isinstance(calibration_dir, (str, Path)) else list(calibration_dir or [])
     held_out = None
     if calibration_dirs:
         parts = [_labelled(folder, run) for folder in calibration_dirs]
         held_out = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                    sum(p[2] for p in parts))
+                    sum(len(p[2]) for p in parts))
         sources = [str(Path(folder).resolve()) for folder in calibration_dirs]
         datasets["calibration"] = {"source": sources[0] if len(sources) == 1 else sources,
                                    "n": len(held_out[1]), "skipped": held_out[2]}
@@ -93,6 +95,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
                  tqdm({**{n: x for n, (x, _) in splits.items()}, **unlabelled}.items(), desc="keras reference",
                       unit="split")}
     keras_logits = {name: keras_out[name]["logits"] for name in splits}
+    if evaluations_dir is not None:
+        _write_evaluations(Path(evaluations_dir), run, splits, keras_logits, datasets, unreadable)
     fit_logits, fit_features, fit_y, fitted_on = _fitting_set(reference_model, run, splits["val"], keras_out["val"],
                                                               held_out, perturb, seed)
     calibration = _calibrate(keras_logits, splits, (fit_logits, fit_y), target_precision)
@@ -166,16 +170,28 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     return manifest
 
 
-def _evaluation_splits(run, test_dir, stress_dir) -> tuple[dict, dict]:
-    """{split: (x, y)} for the run's val split and the given test/stress folders, and where each came from."""
-    splits = {"val": run.split("val")}
+def _evaluation_splits(run, test_dir, stress_dir) -> tuple[dict, dict, dict]:
+    """{split: (x, y)} for the run's val split and the given test/stress folders, where each came from, and
+    the unreadable files skipped in each folder."""
+    splits, skipped_files = {"val": run.split("val")}, {}
     datasets = {"val": {"source": "run val split", "n": len(splits["val"][1]), "skipped": 0}}
     for name, folder in (("test", test_dir), ("stress", stress_dir)):
         if folder is not None:
             x, y, skipped = _labelled(folder, run)
             splits[name] = (x, y)
-            datasets[name] = {"source": str(Path(folder).resolve()), "n": len(y), "skipped": skipped}
-    return splits, datasets
+            datasets[name] = {"source": str(Path(folder).resolve()), "n": len(y), "skipped": len(skipped)}
+            skipped_files[name] = skipped
+    return splits, datasets, skipped_files
+
+
+def _write_evaluations(out: Path, run, splits: dict, keras_logits: dict, datasets: dict, skipped: dict) -> None:
+    """`glassware evaluate`'s output for each labelled folder, without predicting it a second time."""
+    from glassware.training.evaluate import write_evaluation
+
+    for name, files in skipped.items():
+        source = datasets[name]["source"]
+        write_evaluation(out / f"eval_{Path(source).name}", softmax(keras_logits[name]), splits[name][1], run,
+                         source, files)
 
 
 def _predict(reference_model, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -231,12 +247,11 @@ def _unlabelled(folder, run) -> tuple[np.ndarray, int]:
     return np.stack(images), skipped
 
 
-def _labelled(folder, run) -> tuple[np.ndarray, np.ndarray, int]:
-    """(x, y, number of unreadable files skipped) of a class-folder set, preprocessed as the run was."""
+def _labelled(folder, run) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """(x, y, unreadable files skipped) of a class-folder set, preprocessed as the run was."""
     from glassware.training.evaluate import read_labelled_folder
 
-    x, y, skipped = read_labelled_folder(folder, run.class_names, run.preprocessing)
-    return x, y, len(skipped)
+    return read_labelled_folder(folder, run.class_names, run.preprocessing)
 
 
 def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_accuracy: float, gate_split: str,

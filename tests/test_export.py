@@ -179,3 +179,22 @@ def test_calibration_is_fitted_on_every_held_out_folder_given(tiny_run, tiny_dat
     assert manifest["gate"]["datasets"]["calibration"]["n"] == n_lab + n_robot
     sources = manifest["gate"]["datasets"]["calibration"]["source"]
     assert sources == [str(tiny_data.calibration.resolve()), str(robot.resolve())]
+
+
+def test_export_writes_the_keras_evaluation_that_evaluate_would(tiny_run, tiny_data, tmp_path):
+    """The demo evaluates through the export, which has the Keras outputs already: same figures, same skips."""
+    from glassware import cli
+
+    test = shutil.copytree(tiny_data.test, tmp_path / "lab_test")
+    (test / tiny_data.class_names[0] / "corrupt.jpg").write_bytes(b"not a jpeg")
+    assert cli.main(["export", "--run", str(tiny_run), "--out", str(tmp_path / "bundle"), "--formats", "onnx_fp32",
+                     "--test", str(test), "--evaluations", str(tmp_path / "from_export"), "--no-openset",
+                     "--keep-failed"]) == 0
+    assert cli.main(["evaluate", "--run", str(tiny_run), "--data", str(test), "--out", str(tmp_path / "alone")]) == 0
+    ours = json.loads((tmp_path / "from_export" / "eval_lab_test" / "metrics.json").read_text())
+    alone = json.loads((tmp_path / "alone" / "metrics.json").read_text())
+    assert ours["confusion_matrix"] == alone["confusion_matrix"] and ours["n"] == alone["n"] > 0
+    assert ours["mean_confidence"] == pytest.approx(alone["mean_confidence"], abs=1e-4)
+    assert ours["skipped"] == alone["skipped"] and len(ours["skipped"]) == 1
+    assert (tmp_path / "from_export" / "eval_lab_test" / "confusion_matrix.png").stat().st_size > 0
+    assert not (tmp_path / "from_export" / "eval_stress").exists()  # no --stress given

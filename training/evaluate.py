@@ -31,6 +31,12 @@ def evaluate(run_dir: str | Path, data: str | Path, out_dir: str | Path, batch_s
         x, y, skipped = read_labelled_folder(data, run.class_names, run.preprocessing)
         source = str(Path(data).resolve())
     probs = run.model().predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+    return write_evaluation(out_dir, probs, y, run, source, skipped)
+
+
+def write_evaluation(out_dir: str | Path, probs: np.ndarray, y: np.ndarray, run, source: str,
+                     skipped: list[dict]) -> dict:
+    """metrics.json and confusion_matrix.png of the run's Keras probabilities `probs` on labels `y`."""
     metrics = classification_metrics(probs, y, run.class_names)
     metrics.update(data=source, run=str(run.path.resolve()), model=run.model_name, skipped=skipped)
     out = Path(out_dir)
