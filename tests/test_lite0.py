@@ -197,6 +197,19 @@ def test_init_from_a_run_with_more_data_folders(tmp_path):
     before, after = load_run(first).model().predict(x, verbose=0), load_run(second).model().predict(x, verbose=0)
     assert np.allclose(before, after, atol=1e-4)
 
+    # --epochs 0: the deployed head is kept, no phase 1 and no features; only the fine-tuning runs.
+    third = tmp_path / "third"
+    assert glassware("train", "--data", data, "--data", labelled, "--init-from", first, "--out", third,
+                     "--epochs", 0, "--fine-tune-epochs", 1, "--fine-tune-learning-rate", 1e-12,
+                     "--model", "lite0", "--batch-size", 8) == 0
+    history = json.loads((third / "checkpoints" / "state.json").read_text())["history"]
+    assert [row["phase"] for row in history] == ["fine_tune"] and not (third / "cache" / "features.npz").exists()
+    assert np.allclose(before, load_run(third).model().predict(x, verbose=0), atol=1e-4)
+    for no_head in (("--init-from", first, "--fine-tune-epochs", 0), ()):  # nothing to train / no head to keep
+        assert glassware("train", "--data", data, "--out", tmp_path / "bad", "--model", "lite0", "--epochs", 0,
+                         *no_head) == 2
+        assert not (tmp_path / "bad").exists()
+
 
 def test_init_from_and_extra_data_errors_are_clear_and_leave_nothing(tmp_path, capsys):
     data = write_shapes(tmp_path / "data", per_class=4, seed=9)

@@ -30,7 +30,8 @@ def _register_train(subparsers, run) -> None:
     p.add_argument("--out", required=True, help="run directory to create (must be new or empty unless --resume)")
     p.add_argument("--model", choices=run.MODELS, default=d["model"], help="(default: %(default)s)")
     p.add_argument("--epochs", type=int, default=d["epochs"],
-                   help="maximum epochs; pretrained lite0/mobilenet: of phase 1, the new head (default: %(default)s)")
+                   help="maximum epochs; pretrained lite0/mobilenet: of phase 1, the new head; 0 with --init-from: "
+                        "keep that run's head and only fine-tune (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint (epoch, optimizer, early stopping)")
     p.add_argument("--batch-size", type=int, default=d["batch_size"],
                    help="(default: " + ", ".join(f"{v} for {k}" for k, v in run.DEFAULT_BATCH_SIZE.items()) + ")")

@@ -75,7 +75,10 @@ class TrainConfig:
             self.fine_tune_learning_rate = fine_tune.get("learning_rate", 1e-4)
         checks = {
             f"--model must be one of {', '.join(MODELS)}": self.model in MODELS,
-            "--epochs must be >= 1": self.epochs >= 1,
+            "--epochs must be >= 1 (0 only with --init-from of a pretrained lite0/mobilenet, which keeps its head "
+            "and needs --fine-tune-epochs >= 1)": self.epochs >= 1 or (
+                self.epochs == 0 and self.init_from is not None and self.model in DEFAULT_FINE_TUNE
+                and self.weights not in (None, "random") and self.fine_tune_epochs >= 1 and self.fine_tune_layers >= 1),
             "--batch-size must be >= 1": self.batch_size >= 1,
             "--patience must be >= 1": self.patience >= 1,
             "--learning-rate must be > 0": self.learning_rate > 0,

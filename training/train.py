@@ -329,7 +329,9 @@ def _phases(config: TrainConfig, model_options: dict) -> list[Phase]:
         return [Phase("train", config.epochs, config.learning_rate)]
     if model_options["weights"] == "random":
         return [Phase("full", config.epochs, config.learning_rate)]
-    phases = [Phase("head", config.epochs, config.learning_rate)]
+    # --init-from with --epochs 0 keeps the deployed head: re-training it on frozen features, the new frames
+    # repeated, pulled a lab class under its threshold (docs/results.md).
+    phases = [Phase("head", config.epochs, config.learning_rate)] if config.epochs else []
     if config.fine_tune_epochs and config.fine_tune_layers:
         phases.append(Phase("fine_tune", config.fine_tune_epochs, config.fine_tune_learning_rate))
     return phases
