@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,9 +135,12 @@ class RosProcess:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # glassware_vision.spin: every thread's stack, into the log
+            time.sleep(1.0)
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"{self.log.name}: did not stop within {timeout} s of signal {sig}\n{self.output()}")
+            raise AssertionError(f"{self.log.name}: did not stop within {timeout} s of signal {sig}; its threads "
+                                 f"then, and its output:\n{self.output()}")
 
 
 @pytest.fixture(scope="session")

@@ -59,3 +59,22 @@ def test_a_double_sigint_stops_the_node_cleanly(phase, ros_env, probe, tiny_bund
     output = log.read_text()
     print(f"\n{phase}: SIGINT at {time.monotonic() - started - second:.2f} s, again {second:.2f} s later: exit {code}")
     assert code == 0 and "Traceback" not in output, output
+
+
+def test_sigusr1_prints_where_every_thread_is_and_the_node_goes_on(start_ros, probe, tmp_path):
+    """What a node that will not stop is doing: the harness asks for it before killing one."""
+    from sensor_msgs.msg import Image
+
+    topic = f"{NS}/sigusr1_camera/image"
+    recorder = start_ros("recorder", name="sigusr1", command=[str(EXECUTABLES / "recorder"), "--out",
+                                                                str(tmp_path / "recorded.jsonl")], remaps={"image": topic})
+    camera = probe.node.create_publisher(Image, topic, 10)
+    try:
+        assert wait_until(lambda: camera.get_subscription_count() >= 1 or not recorder.alive(), STARTUP_S), \
+            recorder.output()
+        recorder.proc.send_signal(signal.SIGUSR1)
+        assert wait_until(lambda: "in run_node" in recorder.output(), 10, 0.1), recorder.output()
+        assert recorder.alive() and camera.get_subscription_count() >= 1
+    finally:
+        probe.node.destroy_publisher(camera)
+    assert recorder.stop() == 0, recorder.output()

@@ -4,10 +4,15 @@ rclpy.init installs handlers for SIGINT and SIGTERM that shut the context down; 
 ExternalShutdownException, a normal stop. Python's own handlers only note the signal (glassware_vision.stop), so
 no KeyboardInterrupt lands in the middle of rclpy or of the clean-up, however often the signal comes. A node
 still being made finishes loading, then stops.
+
+SIGUSR1 prints every thread's Python stack to stderr and the node goes on: what a node that does not stop or
+answer is doing (`kill -USR1 PID`).
 """
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -35,6 +40,7 @@ def run_node(make_node: Callable[[], N], args: list[str] | None = None,
     on stderr; 1 if the node set `failed` (it shut itself down on a bug).
     """
     defer_signals()  # rclpy's handlers stop the node; nothing may be interrupted halfway (see glassware_vision.stop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     rclpy.init(args=args)
     node = None
     try:
