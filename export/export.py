@@ -185,13 +185,16 @@ def _evaluation_splits(run, test_dir, stress_dir) -> tuple[dict, dict, dict]:
 
 
 def _write_evaluations(out: Path, run, splits: dict, keras_logits: dict, datasets: dict, skipped: dict) -> None:
-    """`glassware evaluate`'s output for each labelled folder, without predicting it a second time."""
+    """`glassware evaluate`'s output for each labelled folder, without predicting it a second time: into
+    eval_<folder name>, or eval_<split> when the two folders share a name."""
     from glassware.training.evaluate import write_evaluation
 
-    for name, files in skipped.items():
-        source = datasets[name]["source"]
-        write_evaluation(out / f"eval_{Path(source).name}", softmax(keras_logits[name]), splits[name][1], run,
-                         source, files)
+    labelled = [name for name in ("test", "stress") if name in splits]
+    folders = {name: Path(datasets[name]["source"]).name for name in labelled}
+    for name in labelled:
+        folder = folders[name] if len(set(folders.values())) == len(folders) else name
+        write_evaluation(out / f"eval_{folder}", softmax(keras_logits[name]), splits[name][1], run,
+                         datasets[name]["source"], skipped[name])
 
 
 def _predict(reference_model, x: np.ndarray) -> dict[str, np.ndarray]:

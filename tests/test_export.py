@@ -198,3 +198,8 @@ def test_export_writes_the_keras_evaluation_that_evaluate_would(tiny_run, tiny_d
     assert ours["skipped"] == alone["skipped"] and len(ours["skipped"]) == 1
     assert (tmp_path / "from_export" / "eval_lab_test" / "confusion_matrix.png").stat().st_size > 0
     assert not (tmp_path / "from_export" / "eval_stress").exists()  # no --stress given
+    stress = shutil.copytree(tiny_data.stress, tmp_path / "elsewhere" / "lab_test")  # two folders of one name
+    assert cli.main(["export", "--run", str(tiny_run), "--out", str(tmp_path / "bundle"), "--formats", "onnx_fp32",
+                     "--test", str(test), "--stress", str(stress), "--evaluations", str(tmp_path / "same_name"),
+                     "--no-openset", "--keep-failed"]) == 0
+    assert sorted(p.name for p in (tmp_path / "same_name").iterdir()) == ["eval_stress", "eval_test"]
