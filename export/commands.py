@@ -26,8 +26,8 @@ def register(subparsers) -> None:
                         "format's glassware answers on them are counted, which should be none")
     p.add_argument("--evaluations", type=Path, metavar="DIR",
                    help="also write `glassware evaluate`'s metrics.json and confusion matrix of the Keras model on "
-                        "--test and --stress into DIR/eval_<folder name> (eval_test, eval_stress if the names are alike), from the outputs "
-                        "the gate computes anyway")
+                        "--test and --stress into DIR/eval_<folder name> (eval_test and eval_stress if the two "
+                        "names are alike), from the outputs the gate computes anyway")
     p.add_argument("--no-openset", dest="openset", action="store_false",
                    help="do not fit or ship the open-set score (novel images are then never refused)")
     p.add_argument("--no-perturb", dest="perturb", action="store_false",
