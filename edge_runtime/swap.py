@@ -26,7 +26,9 @@ MAX_LAB_DROP_POINTS = 1.0
 
 def lab_change(current: tuple[Bundle, str], candidate: tuple[Bundle, str]) -> dict | None:
     """Lab test accuracy and share answered of two (bundle, format) pairs, from their manifests: {"before":
-    {"accuracy", "coverage"}, "after": {...}}; None when the two were not measured on the same lab test set."""
+    {"accuracy", "coverage", "class_coverage"}, "after": {...}, "class_names"}; None when the two were not
+    measured on the same lab test set. class_coverage (share answered per true class) is None where a manifest
+    has none."""
     pairs = (current, candidate)
     sets = [bundle.manifest.get("gate", {}).get("datasets", {}).get("test") for bundle, _ in pairs]
     if not sets[0] or sets[0] != sets[1]:
@@ -34,20 +36,37 @@ def lab_change(current: tuple[Bundle, str], candidate: tuple[Bundle, str]) -> di
     metrics = [bundle.formats[name]["metrics"].get("test", {}) for bundle, name in pairs]
     if not all("accuracy" in m and "coverage" in m for m in metrics):
         return None
-    return {name: {k: m[k] for k in ("accuracy", "coverage")} for name, m in zip(("before", "after"), metrics)}
+    same_classes = current[0].class_names == candidate[0].class_names
+    change = {name: {"accuracy": m["accuracy"], "coverage": m["coverage"],
+                     "class_coverage": m.get("class_coverage") if same_classes else None}
+              for name, m in zip(("before", "after"), metrics)}
+    return {**change, "class_names": candidate[0].class_names}
 
 
 def lab_regression(change: dict | None, max_drop_points: float = MAX_LAB_DROP_POINTS) -> str | None:
-    """Why a replacement answers the lab worse (`lab_change`), or None."""
+    """Why a replacement answers the lab worse (`lab_change`), naming the classes it answers less, or None."""
     if change is None:
         return None
-    worse = [f"{label} {100 * change['before'][k]:.1f} -> {100 * change['after'][k]:.1f} %"
+    before, after = change["before"], change["after"]
+    worse = [f"{label} {100 * before[k]:.1f} -> {100 * after[k]:.1f} %"
              for k, label in (("accuracy", "accuracy"), ("coverage", "answered"))
-             if 100 * (change["before"][k] - change["after"][k]) > max_drop_points]
+             if 100 * (before[k] - after[k]) > max_drop_points]
     if not worse:
         return None
     points = f"{max_drop_points:g} point{'' if max_drop_points == 1 else 's'}"
-    return f"lab test {', '.join(worse)}: more than {points} below the bundle in use"
+    return f"lab test {', '.join(worse)}: more than {points} below the bundle in use{_classes_answered_less(change)}"
+
+
+def _classes_answered_less(change: dict) -> str:
+    """"; most in background 97 -> 0 %": the (at most two) classes whose share answered fell most, if known."""
+    old, new = change["before"].get("class_coverage"), change["after"].get("class_coverage")
+    if not old or not new:
+        return ""
+    drops = sorted(((a - b, name, a, b) for name, a, b in zip(change["class_names"], old, new)
+                    if a is not None and b is not None and a > b), reverse=True)[:2]
+    if not drops:
+        return ""
+    return "; most in " + ", ".join(f"{name} {100 * a:.0f} -> {100 * b:.0f} %" for _, name, a, b in drops)
 
 
 class ModelSwap:

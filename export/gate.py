@@ -12,7 +12,7 @@ import numpy as np
 from glassware.calibration.openset import accepted_answers
 from glassware.calibration.temperature import scaled_probs
 from glassware.edge_runtime.openset import novelty, unit_rows
-from glassware.calibration.threshold import selective_metrics
+from glassware.calibration.threshold import accepted_mask, selective_metrics
 from glassware.formats import FORMATS
 from glassware.markdown import table as markdown_table
 from glassware.metrics import expected_calibration_error
@@ -56,11 +56,13 @@ def split_metrics(logits: np.ndarray, y: np.ndarray, reference_logits: np.ndarra
                   threshold) -> dict:
     """Accuracy, agreement with and max probability difference from the reference (Keras) logits, ECE
     after confidence scaling ({"temperature", "uniform_mix"}), and coverage/precision at the abstention
-    threshold (one float, or one per class)."""
+    threshold (one float, or one per class), overall and per true class (`class_coverage`, null for a class
+    with no images): which class a new model stops answering."""
     t, mix = scaling["temperature"], scaling["uniform_mix"]
     probs, reference = scaled_probs(logits, t, mix), scaled_probs(reference_logits, t, mix)
     y = np.asarray(y, int)
     accepted = selective_metrics(probs, y, threshold)
+    answered = accepted_mask(probs, threshold)
     return {
         "n": int(len(y)),
         "accuracy": float((probs.argmax(-1) == y).mean()),
@@ -69,6 +71,8 @@ def split_metrics(logits: np.ndarray, y: np.ndarray, reference_logits: np.ndarra
         "ece": expected_calibration_error(probs, y),
         "coverage": accepted["coverage"],
         "precision_accepted": accepted["precision"],
+        "class_coverage": [float(answered[y == k].mean()) if (y == k).any() else None
+                           for k in range(probs.shape[-1])],
     }
 
 

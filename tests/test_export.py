@@ -55,6 +55,11 @@ def test_every_format_reproduces_its_recorded_metrics(tiny_bundle, tiny_data):
         logits = run_logits(open_backend(bundle.file(name), fmt["runtime"]), x)
         assert logits.shape == (len(y), len(bundle.class_names))
         assert (logits.argmax(-1) == y).mean() == pytest.approx(fmt["metrics"]["test"]["accuracy"])
+        shares = fmt["metrics"]["test"]["class_coverage"]  # per true class; the overall share is their mean
+        counts = np.bincount(y, minlength=len(bundle.class_names))
+        assert len(shares) == len(counts) and all((s is None) == (n == 0) for s, n in zip(shares, counts))
+        answered = sum(s * n for s, n in zip(shares, counts) if n)
+        assert answered / len(y) == pytest.approx(fmt["metrics"]["test"]["coverage"])
 
 
 @pytest.fixture

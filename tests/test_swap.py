@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 
+from glassware.edge_runtime.bundle import Bundle
 from glassware.edge_runtime.classifier import Classifier
 from glassware.edge_runtime.swap import ModelSwap
 
@@ -56,14 +57,15 @@ def test_a_format_that_failed_its_gate_is_not_swapped_in(tiny_bundle, tmp_path):
     assert status["state"] == "failed" and "gate" in status["message"] and swap.current is first
 
 
-def _with_lab_test(tiny_bundle, path, accuracy=None, coverage=None, source=None):
+def _with_lab_test(tiny_bundle, path, accuracy=None, coverage=None, source=None, class_coverage=None):
     """A copy of the bundle, re-sealed, whose manifest says it answers the lab test set differently."""
     from glassware.edge_runtime.bundle import write_manifest
 
     copy = copy_bundle(tiny_bundle, path)
     manifest = json.loads((copy / "manifest.json").read_text())
     test = manifest["formats"]["tflite_fp32"]["metrics"]["test"]
-    test.update({k: v for k, v in (("accuracy", accuracy), ("coverage", coverage)) if v is not None})
+    test.update({k: v for k, v in (("accuracy", accuracy), ("coverage", coverage), ("class_coverage", class_coverage))
+                 if v is not None})
     if source is not None:
         manifest["gate"]["datasets"]["test"]["source"] = source
     write_manifest(copy, manifest)
@@ -71,15 +73,19 @@ def _with_lab_test(tiny_bundle, path, accuracy=None, coverage=None, source=None)
 
 
 def test_a_bundle_answering_the_lab_worse_is_not_swapped_in(tiny_bundle, tmp_path):
-    swap = ModelSwap(lambda p: Classifier(p, format="tflite_fp32"), tiny_bundle)
+    names = Bundle.load(tiny_bundle).class_names  # the tiny model answers nothing: say it answers everything
+    in_use = _with_lab_test(tiny_bundle, tmp_path / "in_use", coverage=1.0, class_coverage=[1.0] * len(names))
+    swap = ModelSwap(lambda p: Classifier(p, format="tflite_fp32"), in_use)
     first = swap.current
     lab = first.bundle.formats["tflite_fp32"]["metrics"]["test"]
 
-    fewer = _with_lab_test(tiny_bundle, tmp_path / "fewer", coverage=lab["coverage"] - 0.05)
+    fewer_of_one = [0.5 if name == names[1] else 1.0 for name in names]  # a class slips under its threshold
+    fewer = _with_lab_test(tiny_bundle, tmp_path / "fewer", coverage=0.95, class_coverage=fewer_of_one)
     swap.request(fewer)
     status = swap.wait(60)
     assert status["state"] == "failed" and swap.current is first
     assert "lab test answered" in status["message"] and "more than 1 point below" in status["message"]
+    assert f"; most in {names[1]} 100 -> 50 %" in status["message"]
 
     # Within the tolerance it takes over; measured on another lab test set it cannot be compared, and says so.
     slightly = _with_lab_test(tiny_bundle, tmp_path / "slightly", coverage=lab["coverage"] - 0.005)
