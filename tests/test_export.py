@@ -11,7 +11,7 @@ import pytest
 from glassware.edge_runtime.backends import open_backend
 from glassware.edge_runtime.bundle import MANIFEST, Bundle
 from glassware.errors import BundleError, ExportError
-from glassware.export.gate import run_logits, verdict
+from glassware.export.gate import run_logits, split_metrics, verdict
 
 TINY_FORMATS = {"tflite_fp32", "tflite_int8", "onnx_fp32", "onnx_int8"}  # what conftest's tiny_bundle exports
 
@@ -88,6 +88,15 @@ def test_gate_verdict():
     assert verdict(0.95, 0.955, 1.0)[0] == "pass"
     assert verdict(0.93, 0.95, 1.0)[0] == "fail"
     assert verdict(0.99, 0.95, 1.0)[0] == "pass"  # better than Keras is never a failure
+
+
+def test_the_gate_counts_each_class_answered():
+    """The tiny model answers almost nothing: here hand-made logits, some above the per-class thresholds."""
+    sure, unsure = 10.0, 0.1
+    logits = np.array([[sure, 0, 0], [unsure, 0, 0], [0, sure, 0], [0, sure, 0], [sure, 0, 0]])
+    y = np.array([0, 0, 1, 1, 1])  # class 2 has no images; the last class-1 image is answered, wrongly, as 0
+    m = split_metrics(logits, y, logits, {"temperature": 1.0, "uniform_mix": 0.0}, [0.9, 0.9, 0.9])
+    assert m["class_coverage"] == [0.5, 1.0, None] and m["coverage"] == pytest.approx(4 / 5)
 
 
 def test_the_converters_cover_exactly_the_format_table():
