@@ -212,7 +212,7 @@ def _fitting_set(reference_model, run, val: tuple, val_out: dict, held_out: tupl
         x.append(perturbed_copies(np.concatenate(x), run.info.get("augmentation"), seed))
         y = np.concatenate([y, y])
     outs = [val_out] + ([_predict(reference_model, np.concatenate(x[1:]))] if len(x) > 1 else [])
-    parts = ["val"] + ["calibration"] * (held_out is not None) + ["an augmented copy of each"] * perturb
+    parts = ["val"] + ["calibration"] * (held_out is not None) + ["an augmented copy of each (half strength)"] * perturb
     return (np.concatenate([o["logits"] for o in outs]), np.concatenate([o["features"] for o in outs]), y,
             " + ".join(parts))
 
@@ -224,7 +224,7 @@ def _fit_openset(reference_model, run, fit_features: np.ndarray, fitted_on: str,
     rows = bank_rows(np.concatenate([y, y]), len(run.class_names), seed=seed)  # row i >= len(x): copy of i - len(x)
     originals, copies = rows[rows < len(x)], rows[rows >= len(x)] - len(x)
     images = np.concatenate([x[originals].astype(np.float32),
-                             perturbed_copies(x[copies], run.info.get("augmentation"), seed + 1)])
+                             perturbed_copies(x[copies], run.info.get("augmentation"), seed + 1, strength=1.0)])
     bank, entry = fit_openset(_predict(reference_model, images)["features"], fit_features, run.class_names)
     entry.update(output="features", bank_from="training images and augmented copies, a stratified sample",
                  fitted_on=fitted_on)

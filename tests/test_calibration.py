@@ -262,3 +262,17 @@ def test_perturbed_copies_are_reproducible_augmented_pixels():
     assert np.array_equal(copies, perturbed_copies(x, None, seed=3))
     assert not np.array_equal(copies, perturbed_copies(x, None, seed=4))
     assert perturbed_copies(x[:0]).shape == (0, 150, 150, 3)
+
+
+def test_calibration_copies_are_milder_than_training_augmentation():
+    # A copy whose object left the frame keeps a label that is now wrong; the fit must not learn from those.
+    from glassware.calibration.perturbed import CALIBRATION_STRENGTH, perturbed_copies
+
+    x = np.full((16, 150, 150, 3), 235, np.uint8)
+    x[:, 60:90, 60:90] = (20, 40, 200)  # a dark square in the middle of a white bench
+    assert perturbed_copies(x, None, seed=1, strength=0.0) == pytest.approx(x)
+    full = perturbed_copies(x, None, seed=1, strength=1.0)
+    default = perturbed_copies(x, None, seed=1)
+    assert CALIBRATION_STRENGTH == 0.5
+    assert np.abs(default - x).mean() < np.abs(full - x).mean()
+    assert np.abs(default - x).mean() > 2  # still perturbed

@@ -34,7 +34,7 @@ def test_bundle_round_trip(tiny_bundle, tiny_run, tiny_data):
     assert c["temperature"] > 0 and 0.5 <= c["threshold"] <= 1 and c["target_precision"] == 0.99
     assert 0 <= c["uniform_mix"] < 0.5 and c["threshold"] <= c["max_confidence"] <= 1
     n_val = len(json.loads((tiny_run / "run.json").read_text())["splits"]["val"])
-    assert c["fitted_on"] == "val + calibration + an augmented copy of each"
+    assert c["fitted_on"] == "val + calibration + an augmented copy of each (half strength)"
     assert c["fitted_n"] == 2 * (n_val + 27)  # 3 per class held out, each image also perturbed once
     assert m["gate"]["datasets"]["calibration"]["n"] == 27 and "calibration" not in c["splits"]
     assert {"val", "test", "stress"} == set(c["splits"])
