@@ -125,7 +125,7 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
     """The adaptation step (`glassware.evaluation.adapt`): collect on one stress video, label (stand-in),
     fine-tune, export, and replay another seed's stress video with the old and the new bundle."""
     from glassware.edge_runtime.bundle import Bundle
-    from glassware.edge_runtime.swap import lab_change, lab_regression
+    from glassware.edge_runtime.swap import swap_refusal
     from glassware.evaluation import adapt as steps
     from glassware.evaluation.truth import Truth
 
@@ -166,8 +166,7 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
              "--out", str(work / name), *replay, accept=(0, 1))
         result[name] = steps.summary(json.loads((work / name / "replay.json").read_text()), loaded.manifest)
     # What the node would do with it: keep its model rather than take one that answers the lab worse.
-    change = lab_change((before, model_format), (after, model_format))
-    result["swap_refused"] = lab_regression(change)
+    result["swap_refused"] = swap_refusal((before, model_format), (after, model_format))
     result["seconds"] = {k: v for k, v in timings.items() if k.startswith("adapt-")}
     result["seconds"]["collect_label_train_export"] = round(sum(
         timings[k] for k in ("adapt-collect", "adapt-label-stand-in", "adapt-train", "adapt-export")), 1)

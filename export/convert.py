@@ -20,6 +20,7 @@ import numpy as np
 
 from glassware.calibration.representative import check_pixel_range
 from glassware.errors import ExportError
+from glassware.export.bias_correction import correct_depthwise_bias
 from glassware.formats import FORMATS
 
 ONNX_OPSET = 17
@@ -202,6 +203,7 @@ def _onnx_quantized(fp32_path: Path, path: Path, representative: np.ndarray) -> 
         quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                         reduce_range=True, nodes_to_exclude=logits)
+        correct_depthwise_bias(prepared, path, representative)  # the 7-bit kernels' mean error (see there)
         onnx.checker.check_model(str(path))
     except Exception as e:
         raise ExportError(f"ONNX int8 quantization failed: {e}") from e

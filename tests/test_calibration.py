@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from glassware.calibration.representative import check_pixel_range, representative_set, stratified_indices
-from glassware.calibration.temperature import (brier, calibration_summary, fit_scaling, nll, plot_reliability,
-                                               scaled_probs)
+from glassware.calibration.temperature import (MIN_ERRORS_TO_SHARPEN, brier, calibration_summary, fit_scaling, nll,
+                                               plot_reliability, scaled_probs)
 from glassware.calibration.threshold import abstention_threshold, class_thresholds, selective_metrics
 from glassware.errors import ExportError
 from glassware.metrics import softmax
@@ -95,6 +95,21 @@ def test_scaling_is_identity_without_validation_errors():
     logits = np.eye(4)[[0, 1, 2, 3, 0]] * 5
     fit = fit_scaling(logits, np.array([0, 1, 2, 3, 0]))
     assert (fit["temperature"], fit["uniform_mix"]) == (1.0, 0.0) and "no misclassified image" in fit["method"]
+
+
+def test_scaling_sharpens_only_with_enough_errors():
+    # An under-confident model (true T = 0.5): with many errors the fit finds it; with a few left, sharpening
+    # would rest on them alone, so the fit keeps the model's own confidence.
+    logits, y = overconfident_logits(n=10000, true_temperature=0.5, seed=3)
+    assert fit_scaling(logits, y)["temperature"] == pytest.approx(0.5, rel=0.1)
+    wrong = np.flatnonzero(logits.argmax(-1) != y)
+    few = np.ones(len(y), bool)
+    few[wrong[MIN_ERRORS_TO_SHARPEN - 1:]] = False  # keep one error fewer than the minimum
+    fit = fit_scaling(logits[few], y[few])
+    assert fit["temperature"] == 1.0 and "fewer than" in fit["method"]
+    overconfident, y2 = overconfident_logits(n=20, true_temperature=3.0, seed=3)  # 7 errors: softening still fits
+    assert (overconfident.argmax(-1) != y2).sum() < MIN_ERRORS_TO_SHARPEN
+    assert fit_scaling(overconfident, y2)["temperature"] > 2.0
 
 
 def test_threshold_is_the_lowest_meeting_the_target():

@@ -57,8 +57,10 @@ def test_a_format_that_failed_its_gate_is_not_swapped_in(tiny_bundle, tmp_path):
     assert status["state"] == "failed" and "gate" in status["message"] and swap.current is first
 
 
-def _with_lab_test(tiny_bundle, path, accuracy=None, coverage=None, source=None, class_coverage=None):
-    """A copy of the bundle, re-sealed, whose manifest says it answers the lab test set differently."""
+def _with_lab_test(tiny_bundle, path, accuracy=None, coverage=None, source=None, class_coverage=None,
+                   not_glassware_answers=None):
+    """A copy of the bundle, re-sealed, whose manifest says it answers the lab test set differently (and, with
+    `not_glassware_answers`, that many of 20 images that are not glassware as glassware)."""
     from glassware.edge_runtime.bundle import write_manifest
 
     copy = copy_bundle(tiny_bundle, path)
@@ -68,6 +70,10 @@ def _with_lab_test(tiny_bundle, path, accuracy=None, coverage=None, source=None,
                  if v is not None})
     if source is not None:
         manifest["gate"]["datasets"]["test"]["source"] = source
+    if not_glassware_answers is not None:
+        manifest["gate"]["datasets"]["not_glassware"] = {"source": "/lab/not_glassware", "n": 20, "skipped": 0}
+        manifest["formats"]["tflite_fp32"]["metrics"]["not_glassware"] = {
+            "n": 20, "openset": {"n": 20, "glassware_answers": not_glassware_answers}}
     write_manifest(copy, manifest)
     return copy
 
@@ -95,3 +101,21 @@ def test_a_bundle_answering_the_lab_worse_is_not_swapped_in(tiny_bundle, tmp_pat
     swap.request(elsewhere)
     status = swap.wait(60)
     assert status["state"] == "ok" and "not compared" in status["message"]
+
+
+def test_a_bundle_answering_more_non_glassware_as_glassware_is_not_swapped_in(tiny_bundle, tmp_path):
+    in_use = _with_lab_test(tiny_bundle, tmp_path / "in_use", not_glassware_answers=0)
+    swap = ModelSwap(lambda p: Classifier(p, format="tflite_fp32"), in_use)
+    first = swap.current
+    leaks = _with_lab_test(tiny_bundle, tmp_path / "leaks", not_glassware_answers=1)
+    swap.request(leaks)
+    status = swap.wait(60)
+    assert status["state"] == "failed" and swap.current is first
+    assert "not glassware answered as glassware 0 -> 1 of 20" in status["message"]
+    # The same count, or one never checked on that folder, is no reason to refuse.
+    same = _with_lab_test(tiny_bundle, tmp_path / "same", not_glassware_answers=0)
+    swap.request(same)
+    assert swap.wait(60)["state"] == "ok" and swap.current is not first
+    unchecked = _with_lab_test(tiny_bundle, tmp_path / "unchecked")
+    swap.request(unchecked)
+    assert swap.wait(60)["state"] == "ok"
