@@ -40,8 +40,9 @@ PARAMETERS = (
     Param("autostart", True, "configure and activate at start (false: wait for a lifecycle manager)"),
     Param("bundle", "", "model bundle directory made by `glassware export` (required). Set while running: the "
                         "new bundle loads in the background and takes over between two frames if it verifies, "
-                        "its format passed the export gate and it answers the lab no worse "
-                        "(swap_max_lab_drop); else the running one stays (WARN)", True),
+                        "its format passed the export gate, it answers the lab no worse "
+                        "(swap_max_lab_drop) and no more not-glassware images as glassware; "
+                        "else the running one stays (WARN)", True),
     Param("swap_max_lab_drop", 1.0, "a bundle set while running is refused if it answers the lab test set more "
                                     "than this many points worse (accuracy or share answered) than the one in "
                                     "use, both as measured at export on the same set", low=0.0, high=100.0),
