@@ -55,7 +55,7 @@ def fit_scaling(logits: np.ndarray, y: np.ndarray) -> dict:
     With no misclassified sample every score keeps improving as T -> 0 (sharpening a perfect classifier
     always "helps"), so the optimum is an artefact of the grid, not evidence: no scaling, and the record
     says why. With a few, the same pull sets T: two or three errors among 2,900 images put T anywhere from
-    0.5 to 1.1 for one recipe trained twice, and at 0.5 an adapted model answered 3 of 241 images that are
+    0.5 to 1.1 for one adaptation recipe on two similar sets of frames, and at 0.5 an adapted model answered 3 of 241 images that are
     not glassware as glassware. So T < 1 needs `MIN_ERRORS_TO_SHARPEN` errors; with fewer, only softening
     (T >= 1), which even one confident error is evidence for.
     """
