@@ -55,9 +55,9 @@ def fit_scaling(logits: np.ndarray, y: np.ndarray) -> dict:
     With no misclassified sample every score keeps improving as T -> 0 (sharpening a perfect classifier
     always "helps"), so the optimum is an artefact of the grid, not evidence: no scaling, and the record
     says why. With a few, the same pull sets T: two or three errors among 2,900 images put T anywhere from
-    0.5 to 1.1 for one adaptation recipe on two similar sets of frames, and at 0.5 an adapted model answered 3 of 241 images that are
-    not glassware as glassware. So T < 1 needs `MIN_ERRORS_TO_SHARPEN` errors; with fewer, only softening
-    (T >= 1), which even one confident error is evidence for.
+    0.5 to 1.1 for one adaptation recipe on two similar sets of frames, and at 0.5 an adapted model
+    answered 3 of 241 images that are not glassware as glassware. So T < 1 needs `MIN_ERRORS_TO_SHARPEN`
+    errors; with fewer, only softening (T >= 1), which even one confident error is evidence for.
     """
     logits, y = np.asarray(logits, np.float64), np.asarray(y, int)
     if len(y) == 0:
@@ -75,8 +75,8 @@ def fit_scaling(logits: np.ndarray, y: np.ndarray) -> dict:
         mix = float(np.clip(-(a * b).sum() / max((b * b).sum(), 1e-300), 0.0, MAX_MIX))
         score = float(((a + mix * b) ** 2).sum(-1).mean())
         best = min(best, (score, float(t), mix))
-    method = "lowest Brier score" + ("" if errors >= MIN_ERRORS_TO_SHARPEN else
-                                     f", T >= 1: {errors} misclassified, fewer than {MIN_ERRORS_TO_SHARPEN} to sharpen on")
+    few = f", T >= 1: {errors} misclassified, fewer than {MIN_ERRORS_TO_SHARPEN} to sharpen on"
+    method = "lowest Brier score" + ("" if errors >= MIN_ERRORS_TO_SHARPEN else few)
     return {"temperature": best[1], "uniform_mix": best[2], "method": method}
 
 

@@ -66,8 +66,8 @@ def openset_regression(current: tuple[Bundle, str], candidate: tuple[Bundle, str
     sets = [bundle.manifest.get("gate", {}).get("datasets", {}).get("not_glassware") for bundle, _ in pairs]
     if not sets[0] or sets[0] != sets[1]:
         return None
-    before, after = (bundle.formats[name]["metrics"].get("not_glassware", {}).get("openset", {}).get("glassware_answers")
-                     for bundle, name in pairs)
+    before, after = (bundle.formats[name]["metrics"].get("not_glassware", {}).get("openset", {})
+                     .get("glassware_answers") for bundle, name in pairs)
     if before is None or after is None or after <= before:
         return None
     return f"images that are not glassware answered as glassware {before} -> {after} of {sets[1]['n']}"

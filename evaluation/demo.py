@@ -165,7 +165,8 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
         step(f"adapt-replay-{name}", "replay", str(videos["test"]), "--bundle", str(loaded.path),
              "--out", str(work / name), *replay, accept=(0, 1))
         result[name] = steps.summary(json.loads((work / name / "replay.json").read_text()), loaded.manifest)
-    # What the node would do with it: keep its model rather than take one that answers the lab worse.
+    # What the node would do with it: keep its model rather than take one that answers the lab worse, or
+    # answers more images that are not glassware as glassware.
     result["swap_refused"] = swap_refusal((before, model_format), (after, model_format))
     result["seconds"] = {k: v for k, v in timings.items() if k.startswith("adapt-")}
     result["seconds"]["collect_label_train_export"] = round(sum(

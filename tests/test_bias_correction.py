@@ -22,8 +22,9 @@ def _depthwise_model(path, rng):
     w = (rng.normal(0, 1, (CHANNELS, 1, 3, 3)) * np.exp(rng.normal(0, 1.5, (CHANNELS, 1, 1, 1)))).astype(np.float32)
     b = rng.normal(0, 0.1, CHANNELS).astype(np.float32)
     node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name="dw", group=CHANNELS, pads=[1, 1, 1, 1])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, CHANNELS, 12, 12])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, CHANNELS, 12, 12])],
+    shape = [None, CHANNELS, 12, 12]
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
                               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, str(path))
