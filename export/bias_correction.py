@@ -34,7 +34,9 @@ def correct_depthwise_bias(float_path: Path, quantized_path: Path, representativ
     initializers = {i.name: i for i in quantized.graph.initializer}
     producer = {out: node for node in quantized.graph.node for out in node.output}
 
-    targets = {}  # Conv node name -> (its float input tensor, weight DQ node, bias DQ node)
+    float_inputs = {n.name: n.input[0] for n in float_model.graph.node if n.op_type == "Conv"}
+
+    targets = []  # (the Conv's float input tensor, its float weight name, weight DQ node, bias DQ node)
     for node in quantized.graph.node:
         if node.op_type != "Conv" or len(node.input) < 3 or _group(node) == 1:
             continue
@@ -42,20 +44,22 @@ def correct_depthwise_bias(float_path: Path, quantized_path: Path, representativ
         if not all(p is not None and p.op_type == "DequantizeLinear" and p.input[0] in initializers
                    for p in (weight, bias)):
             continue
-        float_input = next((n.input[0] for n in float_model.graph.node if n.name == node.name), None)
-        if float_input is not None and weight.input[0].removesuffix("_quantized") in float_weights:
-            targets[node.name] = (float_input, weight, bias)
+        float_weight = weight.input[0].removesuffix("_quantized")
+        if node.name in float_inputs and float_weight in float_weights:
+            targets.append((float_inputs[node.name], float_weight, weight, bias))
     if not targets:
         return 0
 
-    means = _channel_means(float_model, {t[0] for t in targets.values()}, representative)
-    for float_input, weight, bias in targets.values():
+    means = _channel_means(float_model, {t[0] for t in targets}, representative)
+    for float_input, float_weight, weight, bias in targets:
         w_int, w_scale = (numpy_helper.to_array(initializers[n]).astype(np.float64) for n in weight.input[:2])
-        error = w_int * w_scale.reshape(-1, 1, 1, 1) - float_weights[weight.input[0].removesuffix("_quantized")]
+        error = w_int * w_scale.reshape(-1, 1, 1, 1) - float_weights[float_weight]
         shift = error.sum(axis=(1, 2, 3)) * means[float_input]  # depthwise: output channel o reads channel o
         stored = initializers[bias.input[0]]
         b_scale = numpy_helper.to_array(initializers[bias.input[1]]).astype(np.float64)
-        corrected = np.round(numpy_helper.to_array(stored) - shift / b_scale).astype(np.int32)
+        corrected = np.round(numpy_helper.to_array(stored) - shift / b_scale)
+        # A channel of near-zero weights has its bias already clamped at the int32 limit: keep it there, not wrapped.
+        corrected = np.clip(corrected, np.iinfo(np.int32).min, np.iinfo(np.int32).max).astype(np.int32)
         stored.CopyFrom(numpy_helper.from_array(corrected, stored.name))
     onnx.save(quantized, str(quantized_path))
     return len(targets)
