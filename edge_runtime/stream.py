@@ -101,7 +101,8 @@ class LabelSmoother:
 
     The held label switches to a new class only when its smoothed probability beats the held one by
     `switch_margin` on `min_updates` consecutive updates. The held class is answered once its smoothed
-    probability, or the newest frame's if higher, reaches `threshold`, and stays answered until it falls
+    probability reaches `threshold`, or the last `min_updates` frames' each do (then the newest frame's
+    counts: the average lags), and stays answered until it falls
     below `threshold - release_margin` (a Schmitt trigger: a confidence hovering at the threshold does not
     flicker between label and unknown). With `thresholds` (one per class, e.g. a bundle's class_thresholds)
     the held class's own threshold applies; `threshold` is then the single figure to report.
@@ -139,6 +140,8 @@ class LabelSmoother:
         self._candidate: int | None = None
         self._streak = 0
         self._answered: int | None = None  # the class last answered (not unknown)
+        self._sure_class: int | None = None  # the held class, while consecutive frames alone meet its threshold
+        self._sure_streak = 0
 
     @property
     def threshold(self) -> float:
@@ -191,11 +194,17 @@ class LabelSmoother:
                 self._held, self._candidate, self._streak = top, None, 0
         else:
             self._candidate, self._streak = None, 0
-        # The frame's own probability counts when higher: the average's lag must not withhold an answer the
-        # frame alone would give for the class already held (a threshold of 0.99 took the moving average ~13
-        # frames to reach after each new object, 3.5 % of a video's frames).
-        confidence = float(max(self._ema[self._held], probs[self._held]))
+        # The frames' own probability counts when higher: the average's lag must not withhold an answer the
+        # frames alone would give for the class already held (a threshold of 0.99 took the moving average ~13
+        # frames to reach after each new object, 3.5 % of a video's frames). But `min_updates` frames in a row,
+        # as for a switch: one confidently wrong frame of an object coming into view must not be answered.
         threshold = self._thresholds[self._held]
+        frame_top = int(probs.argmax())
+        sure = frame_top == self._held and probs[frame_top] >= threshold
+        self._sure_streak = self._sure_streak + 1 if sure and self._sure_class == frame_top else int(sure)
+        self._sure_class = frame_top if sure else None
+        own = probs[self._held] if self._sure_streak >= self.min_updates else 0.0
+        confidence = float(max(self._ema[self._held], own))
         bar = threshold - self.release_margin if self._held == self._answered else threshold
         if confidence < bar:
             self._answered = None
