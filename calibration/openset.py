@@ -10,8 +10,9 @@ The threshold passes `quantile` of the fitting images that are known by construc
 on. The top of that distribution is images answered `background` or `other`, which the score never refuses; the
 glassware answers among them sit far below it. So the quantile sets where a glassware answer stops being
 believed, between a new environment's glassware (further from the bank than the lab's) and what is not
-glassware at all: that gap is narrow (docs/results.md, 2026-12-05 day), and 0.99 sits in it on the three
-demo-data models measured, where 0.995 let two pictures of a hand through as glassware on one of them.
+glassware at all. That gap is narrow (docs/results.md, 2026-12-05 day): on one model 0.995 let two pictures of
+a hand through as glassware and 0.99 refused them at no cost to lab or stress answers; on another, 0.99 still
+lets one texture through.
 """
 
 from __future__ import annotations

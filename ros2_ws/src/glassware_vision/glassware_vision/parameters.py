@@ -52,7 +52,8 @@ PARAMETERS = (
     Param("providers", "", "ONNX formats: execution providers, comma-separated (e.g. tensorrt,cuda,cpu); "
                            "empty = CPU"),
     Param("compressed", False, "subscribe to sensor_msgs/CompressedImage (JPEG/PNG) instead of Image"),
-    Param("smoothing", True, "smooth labels over recent frames"),
+    Param("smoothing", True, "smooth labels over recent frames: a class is answered when their average, or two "
+          "frames in a row, meet its threshold"),
     Param("publish_debug_image", False, "publish ~/debug_image: the frame with its label drawn"),
     Param("collect_dir", "", "keep the frames answered unknown (and an audit share of the others) here, as JPEG + "
                              "JSON, to label with `glassware label`; empty = off"),
