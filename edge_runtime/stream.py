@@ -102,10 +102,10 @@ class LabelSmoother:
     The held label switches to a new class only when its smoothed probability beats the held one by
     `switch_margin` on `min_updates` consecutive updates. The held class is answered once its smoothed
     probability reaches `threshold`, or the last `min_updates` frames' each do (then the newest frame's
-    counts: the average lags), and stays answered until it falls
-    below `threshold - release_margin` (a Schmitt trigger: a confidence hovering at the threshold does not
-    flicker between label and unknown). With `thresholds` (one per class, e.g. a bundle's class_thresholds)
-    the held class's own threshold applies; `threshold` is then the single figure to report.
+    counts: the average lags), and stays answered until it falls below `threshold - release_margin` (a
+    Schmitt trigger: a confidence hovering at the threshold does not flicker between label and unknown).
+    With `thresholds` (one per class, e.g. a bundle's class_thresholds) the held class's own threshold
+    applies; `threshold` is then the single figure to report.
     """
 
     ALPHA = 0.3  # the default weight of the newest frame: replay and the ROS node both start from it

@@ -392,7 +392,6 @@ def test_label_smoother_answers_a_held_class_as_soon_as_the_frame_alone_would():
     assert label == "b" and confidence == pytest.approx(smoother.probs[1]) and 0.94 < confidence < 0.99
 
 
-
 def test_label_smoother_answers_on_frames_alone_only_after_min_updates_of_them():
     # An object coming into view: unsure frames, then one frame sure of the held class. Measured on a stress
     # video: that one frame was the only confidently wrong answer; the next frames said otherwise.
