@@ -140,8 +140,7 @@ class LabelSmoother:
         self._candidate: int | None = None
         self._streak = 0
         self._answered: int | None = None  # the class last answered (not unknown)
-        self._sure_class: int | None = None  # the held class, while consecutive frames alone meet its threshold
-        self._sure_streak = 0
+        self._sure_streak = 0  # consecutive frames alone meeting the held class's threshold
 
     @property
     def threshold(self) -> float:
@@ -191,7 +190,7 @@ class LabelSmoother:
             self._streak = self._streak + 1 if top == self._candidate else 1
             self._candidate = top
             if self._streak >= self.min_updates:
-                self._held, self._candidate, self._streak = top, None, 0
+                self._held, self._candidate, self._streak, self._sure_streak = top, None, 0, 0
         else:
             self._candidate, self._streak = None, 0
         # The frames' own probability counts when higher: the average's lag must not withhold an answer the
@@ -199,10 +198,8 @@ class LabelSmoother:
         # frames to reach after each new object, 3.5 % of a video's frames). But `min_updates` frames in a row,
         # as for a switch: one confidently wrong frame of an object coming into view must not be answered.
         threshold = self._thresholds[self._held]
-        frame_top = int(probs.argmax())
-        sure = frame_top == self._held and probs[frame_top] >= threshold
-        self._sure_streak = self._sure_streak + 1 if sure and self._sure_class == frame_top else int(sure)
-        self._sure_class = frame_top if sure else None
+        sure = int(probs.argmax()) == self._held and probs[self._held] >= threshold
+        self._sure_streak = self._sure_streak + 1 if sure else 0
         own = probs[self._held] if self._sure_streak >= self.min_updates else 0.0
         confidence = float(max(self._ema[self._held], own))
         bar = threshold - self.release_margin if self._held == self._answered else threshold
