@@ -403,6 +403,7 @@ def test_label_smoother_answers_on_frames_alone_only_after_min_updates_of_them()
     assert smoother.update(one_hot(0, 0.995))[0] == UNKNOWN  # not in a row
     assert smoother.update(one_hot(0, 0.995)) == ("a", pytest.approx(0.995))  # two in a row
 
+
 def test_label_smoother_does_not_flicker_at_the_threshold():
     hovering = [one_hot(0, c) for c in (0.92, 0.88) * 3]  # around a 0.9 threshold
     plain = LabelSmoother(["a", "b", "c", "d"], alpha=1.0, threshold=0.9, release_margin=0.0)
