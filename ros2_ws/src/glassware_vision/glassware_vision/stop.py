@@ -7,7 +7,9 @@ worker's join during shutdown. This module imports nothing heavy, so an executab
 own imports.
 """
 
+import os
 import signal
+import sys
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received = False
@@ -34,9 +36,12 @@ def received() -> bool:
 
 
 def _exit(signum, frame) -> None:
+    # os._exit, not SystemExit: the signal may land inside a C extension's module initialisation (rclpy's), which
+    # turns any exception into "ImportError: initialization failed" and exit 1. Nothing is running to stop yet.
     _note(signum, frame)
-    defer_signals(until_exit=True)
-    raise SystemExit(0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _note(signum, frame) -> None:
