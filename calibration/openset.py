@@ -10,9 +10,15 @@ The threshold passes `quantile` of the fitting images that are known by construc
 on. The top of that distribution is images answered `background` or `other`, which the score never refuses; the
 glassware answers among them sit far below it. So the quantile sets where a glassware answer stops being
 believed, between a new environment's glassware (further from the bank than the lab's) and what is not
-glassware at all. That gap is narrow (docs/results.md, 2026-12-05 day): on one model 0.995 let two pictures of
-a hand through as glassware and 0.99 refused them at no cost to lab or stress answers; on another, 0.99 still
-lets one texture through.
+glassware at all. That gap is narrow (docs/results.md, 2026-12-05): known images alone cannot say where in it
+the threshold belongs, and which side one texture or hand falls on changes from model to model.
+
+Pictures that are not glassware, given for fitting (`negatives`: e.g. the robot's own cell with nothing to pick,
+or `glassware synth-openset` of another seed than the set that checks), say it from the other side. Of those the
+classifier takes for glassware (top class one the score may veto; those answered `background`/`other` need no
+veto), at most `negative_quantile` may lie below the threshold: it comes down to that quantile of their novelty
+when it is lower. With fewer than `MIN_NEGATIVES` such pictures a quantile means nothing and the known images'
+threshold stands; the manifest says which side set it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from glassware.labels import CATCH_ALL
 DEFAULT_K = 5
 DEFAULT_PER_CLASS = 100
 DEFAULT_QUANTILE = 0.99
+DEFAULT_NEGATIVE_QUANTILE = 0.05
+MIN_NEGATIVES = 10
 
 
 def bank_rows(labels: np.ndarray, num_classes: int, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> np.ndarray:
@@ -37,13 +45,16 @@ def bank_rows(labels: np.ndarray, num_classes: int, per_class: int = DEFAULT_PER
 
 
 def fit_openset(bank_features: np.ndarray, fit_features: np.ndarray, class_names: list[str], k: int = DEFAULT_K,
-                quantile: float = DEFAULT_QUANTILE) -> tuple[np.ndarray, dict]:
+                quantile: float = DEFAULT_QUANTILE, negatives: tuple[np.ndarray, np.ndarray] | None = None,
+                negative_quantile: float = DEFAULT_NEGATIVE_QUANTILE) -> tuple[np.ndarray, dict]:
     """(bank float16 (N, D), manifest entry without "file"): the bank's rows (see `bank_rows`) and a threshold
-    passing `quantile` of the fitting images."""
+    passing `quantile` of the fitting images, lowered to `negative_quantile` of the `negatives` (features,
+    logits) the classifier takes for glassware when that is lower."""
     bank = unit_rows(bank_features)
     k = min(k, len(bank))
     scores = novelty(fit_features, bank, k)
     threshold = float(np.quantile(scores, quantile)) if len(scores) else 1.0
+    vetoes = np.array([name not in CATCH_ALL for name in class_names])
     entry = {
         "method": METHOD,
         "k": k,
@@ -51,9 +62,20 @@ def fit_openset(bank_features: np.ndarray, fit_features: np.ndarray, class_names
         "quantile": quantile,
         "bank_size": int(len(bank)),
         "feature_dims": int(bank.shape[1]),
-        "applies_to": [name for name in class_names if name not in CATCH_ALL],
+        "applies_to": [name for name, veto in zip(class_names, vetoes) if veto],
         "fitted_n": int(len(scores)),
+        "limited_by": "known images",
     }
+    if negatives is not None:
+        features, logits = negatives
+        taken = novelty(features[vetoes[np.asarray(logits).argmax(-1)]], bank, k)
+        entry["negatives"] = {"n": int(len(features)), "taken_for_glassware": int(len(taken)),
+                              "quantile": negative_quantile, "min_taken": MIN_NEGATIVES}
+        if len(taken) >= MIN_NEGATIVES:
+            below = float(np.quantile(taken, negative_quantile))
+            entry["negatives"]["threshold"] = below
+            if below < threshold:
+                entry.update(threshold=below, limited_by="negatives")
     return bank.astype(np.float16), entry
 
 

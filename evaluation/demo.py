@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
          "--per-class", str(size["test"]), *background(size["test"]), "--seed", str(args.seed + 3000))
     step("synth-not-glassware", "synth-openset", "--out", str(data / "not_glassware"),
          "--per-kind", str(size["not_glassware"]), "--seed", str(args.seed + 4000))
+    step("synth-not-glassware-fit", "synth-openset", "--out", str(data / "not_glassware_fit"),
+         "--per-kind", str(size["not_glassware"]), "--seed", str(args.seed + 5000))
     for model in MODELS:
         run_dir = runs / model
         step(f"train-{model}", "train", "--data", str(data / "lab_train"), "--model", model,
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         step(f"export-{model}", "export", "--run", str(run_dir), "--out", str(bundles / model),
              "--test", str(data / "lab_test"), "--stress", str(data / "stress"), "--evaluations", str(run_dir),
              "--calibration", str(data / "lab_calibration"), "--not-glassware", str(data / "not_glassware"),
-             "--keep-failed")
+             "--not-glassware-fit", str(data / "not_glassware_fit"), "--keep-failed")
     # A fresh process: once training has used TensorFlow its thread pools are fixed, and the Keras baseline
     # must run on 1 thread like every format it is compared with.
     step("bench", "bench", *[a for m in MODELS for a in ("--bundle", str(bundles / m))],
@@ -159,7 +161,8 @@ def adapt(step, out: Path, bundle: Path, size: dict, seed: int, timings: dict) -
          "--test", str(data / "lab_test"), "--stress", str(data / "stress"),
          "--calibration", str(data / "lab_calibration"),
          *(["--calibration", str(work / "labelled_held_out")] if counts["held_out"] else []),
-         "--not-glassware", str(data / "not_glassware"), "--keep-failed")
+         "--not-glassware", str(data / "not_glassware"), "--not-glassware-fit", str(data / "not_glassware_fit"),
+         "--keep-failed")
     after = Bundle.load(adapted, verify=False)
     for name, loaded in (("before", before), ("after", after)):
         step(f"adapt-replay-{name}", "replay", str(videos["test"]), "--bundle", str(loaded.path),

@@ -24,6 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--not-glassware", type=Path, metavar="DIR",
                    help="images that are not glassware (any layout, e.g. from `glassware synth-openset`): every "
                         "format's glassware answers on them are counted, which should be none")
+    p.add_argument("--not-glassware-fit", type=Path, metavar="DIR",
+                   help="other images that are not glassware (never the --not-glassware folder), e.g. the robot's "
+                        "cell with nothing to pick up: the open-set threshold is lowered until at most 5%% of those "
+                        "the classifier takes for glassware pass it")
     p.add_argument("--evaluations", type=Path, metavar="DIR",
                    help="also write `glassware evaluate`'s metrics.json and confusion matrix of the Keras model on "
                         "--test and --stress into DIR/eval_<folder name> (eval_test and eval_stress if the two "
@@ -47,7 +51,7 @@ def _export(args: argparse.Namespace) -> int:
                           calibration_dir=args.calibration, perturb=args.perturb, tolerance=args.tolerance,
                           keep_failed=args.keep_failed, target_precision=args.target_precision,
                           representative=args.representative, seed=args.seed, openset=args.openset,
-                          not_glassware_dir=args.not_glassware,
+                          not_glassware_dir=args.not_glassware, not_glassware_fit_dir=args.not_glassware_fit,
                           evaluations_dir=args.evaluations)
     c, failed = manifest["calibration"], manifest["gate"]["failed"]
     per_class = c.get("class_thresholds", [c["threshold"]])
@@ -56,7 +60,8 @@ def _export(args: argparse.Namespace) -> int:
     if "openset" in manifest:
         o = manifest["openset"]
         given = {s: m["glassware_answers"] for s, m in o["splits"].items()}
-        print(f"open-set threshold {o['threshold']:.4f}; glassware answers given (Keras): "
+        print(f"open-set threshold {o['threshold']:.4f} (set by the {o['limited_by']}); "
+              "glassware answers given (Keras): "
               + ", ".join(f"{s} {n}" for s, n in given.items()))
     if failed:
         action = "kept (--keep-failed)" if args.keep_failed else "removed from the bundle"

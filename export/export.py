@@ -46,7 +46,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
                calibration_dir: str | Path | list | None = None, perturb: bool = True, tolerance: float = 1.0,
                keep_failed: bool = False, target_precision: float = DEFAULT_TARGET_PRECISION,
                representative: int = DEFAULT_SIZE, seed: int = 0, openset: bool = True,
-               not_glassware_dir: str | Path | None = None, evaluations_dir: str | Path | None = None) -> dict:
+               not_glassware_dir: str | Path | None = None, not_glassware_fit_dir: str | Path | None = None,
+               evaluations_dir: str | Path | None = None) -> dict:
     """Export `run_dir` into the bundle `out_dir`; return the manifest as written.
 
     Formats failing the gate (accuracy more than `tolerance` points below Keras on the test split, or on
@@ -59,6 +60,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     images (`glassware.calibration.perturbed`). `openset`: fit and ship the open-set score
     (`glassware.calibration.openset`). `not_glassware_dir`: a folder of images that are not glassware (any
     layout), on which every format's accepted glassware answers are counted: the open-set check.
+    `not_glassware_fit_dir`: other images that are not glassware, which the open-set threshold is fitted
+    against (`glassware.calibration.openset`); never the check folder, or the check would check nothing.
     `evaluations_dir`: also write `glassware evaluate`'s metrics.json and confusion matrix of the Keras model
     on the test and stress folders, into `evaluations_dir`/eval_<folder name>, from the outputs computed here.
     """
@@ -82,11 +85,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
         sources = [str(Path(folder).resolve()) for folder in calibration_dirs]
         datasets["calibration"] = {"source": sources[0] if len(sources) == 1 else sources,
                                    "n": len(held_out[1]), "skipped": held_out[2]}
-    unlabelled = {}
+    if not_glassware_fit_dir is not None and not openset:
+        raise ExportError("--not-glassware-fit fits the open-set threshold, which --no-openset leaves out")
+    _refuse_fitting_on_the_check(not_glassware_dir, not_glassware_fit_dir)
+    unlabelled, negatives_x = {}, None
     if not_glassware_dir is not None:
-        unlabelled["not_glassware"], skipped = _unlabelled(not_glassware_dir, run)
-        datasets["not_glassware"] = {"source": str(Path(not_glassware_dir).resolve()),
-                                     "n": len(unlabelled["not_glassware"]), "skipped": skipped}
+        unlabelled["not_glassware"] = _unlabelled(not_glassware_dir, run, "--not-glassware", datasets)
+    if not_glassware_fit_dir is not None:  # fits the open-set threshold: the formats are checked on the other
+        negatives_x = _unlabelled(not_glassware_fit_dir, run, "--not-glassware-fit", datasets)
     gate_split = "test" if "test" in splits else "val"
 
     model = run.model()
@@ -101,11 +107,14 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
                                                               held_out, perturb, seed)
     calibration = _calibrate(keras_logits, splits, (fit_logits, fit_y), target_precision)
     calibration["fitted_on"] = fitted_on
-    bank, openset_entry = _fit_openset(reference_model, run, fit_features, fitted_on, seed) if openset else (None, None)
+    negatives = None if negatives_x is None else _predict(reference_model, negatives_x)
+    bank, openset_entry = (_fit_openset(reference_model, run, fit_features, fitted_on, seed, negatives) if openset
+                           else (None, None))
     if openset_entry is not None:
+        measured = {**keras_out, **({"not_glassware_fit": negatives} if negatives is not None else {})}
         openset_entry["splits"] = {name: openset_metrics(out["logits"], out["features"], calibration, bank,
                                                           openset_entry, run.class_names)
-                                   for name, out in keras_out.items()}
+                                   for name, out in measured.items()}
     scaling = calibration["temperature"], calibration["uniform_mix"]
     reference = {name: {"n": len(y), "accuracy": float((keras_logits[name].argmax(-1) == y).mean()),
                         "ece": expected_calibration_error(scaled_probs(keras_logits[name], *scaling), y)}
@@ -217,28 +226,41 @@ def _fitting_set(reference_model, run, val: tuple, val_out: dict, held_out: tupl
             " + ".join(parts))
 
 
-def _fit_openset(reference_model, run, fit_features: np.ndarray, fitted_on: str, seed: int) -> tuple:
+def _fit_openset(reference_model, run, fit_features: np.ndarray, fitted_on: str, seed: int,
+                 negatives: dict | None) -> tuple:
     """The open-set bank, a stratified sample of the training split and of an augmented copy of each image,
-    and its manifest entry, with a threshold fitted on the fitting set's features."""
+    and its manifest entry, with a threshold fitted on the fitting set's features (and the outputs of the
+    not-glassware fitting images, if any)."""
     x, y = run.split("train")
     rows = bank_rows(np.concatenate([y, y]), len(run.class_names), seed=seed)  # row i >= len(x): copy of i - len(x)
     originals, copies = rows[rows < len(x)], rows[rows >= len(x)] - len(x)
     images = np.concatenate([x[originals].astype(np.float32),
                              perturbed_copies(x[copies], run.info.get("augmentation"), seed + 1, strength=1.0)])
-    bank, entry = fit_openset(_predict(reference_model, images)["features"], fit_features, run.class_names)
+    bank, entry = fit_openset(_predict(reference_model, images)["features"], fit_features, run.class_names,
+                              negatives=None if negatives is None else (negatives["features"], negatives["logits"]))
     entry.update(output="features", bank_from="training images and augmented copies, a stratified sample",
                  fitted_on=fitted_on)
     return bank, entry
 
 
-def _unlabelled(folder, run) -> tuple[np.ndarray, int]:
-    """(x, number of unreadable files skipped) of every image under `folder`, preprocessed as the run was."""
+def _refuse_fitting_on_the_check(check_dir, fit_dir) -> None:
+    if check_dir is None or fit_dir is None:
+        return
+    check, fit = Path(check_dir).resolve(), Path(fit_dir).resolve()
+    if check == fit or check in fit.parents or fit in check.parents:
+        raise ExportError(f"--not-glassware-fit {fit_dir} overlaps --not-glassware {check_dir}: the threshold would "
+                          "be fitted on the images that check it; give two separate folders")
+
+
+def _unlabelled(folder, run, option: str, datasets: dict) -> np.ndarray:
+    """Every image under `folder`, preprocessed as the run was; its source, count and unreadable files skipped
+    recorded in `datasets` under the option's name."""
     from glassware.errors import ImageDecodeError
     from glassware.preprocessing import IMAGE_SUFFIXES, preprocess_file
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise ExportError(f"--not-glassware {folder}: no such folder")
+        raise ExportError(f"{option} {folder}: no such folder")
     images, skipped = [], 0
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
         try:
@@ -246,8 +268,10 @@ def _unlabelled(folder, run) -> tuple[np.ndarray, int]:
         except ImageDecodeError:
             skipped += 1
     if not images:
-        raise ExportError(f"--not-glassware {folder}: no readable images")
-    return np.stack(images), skipped
+        raise ExportError(f"{option} {folder}: no readable images")
+    datasets[option.lstrip("-").replace("-", "_")] = {"source": str(folder.resolve()), "n": len(images),
+                                                      "skipped": skipped}
+    return np.stack(images)
 
 
 def _labelled(folder, run) -> tuple[np.ndarray, np.ndarray, list[dict]]:
@@ -371,10 +395,23 @@ def _openset_report(o: dict) -> list[str]:
     lines = [
         "## Open-set score", "",
         f"Cosine distance to the {o['k']}th nearest of {o['bank_size']} training feature vectors ({o['bank_from']}); "
-        f"threshold **{o['threshold']:.4f}**, passing {100 * o['quantile']:g}% of {o['fitted_n']} fitting images "
-        f"({o['fitted_on']}). Above it an answer of {', '.join(o['applies_to'])} becomes `unknown`. Keras model:", "",
+        f"threshold **{o['threshold']:.4f}**, {_openset_fit_text(o)}. "
+        f"Above it an answer of {', '.join(o['applies_to'])} becomes `unknown`. Keras model:", "",
         markdown_table(["split", "n", "novel", "answers refused by it", "glassware answers given"],
                        [[name, m["n"], f"{100 * m['novel']:.1f}%", f"{100 * m['vetoed']:.1f}%", m["glassware_answers"]]
                         for name, m in o["splits"].items()]),
     ]
     return lines + [""]
+
+
+def _openset_fit_text(o: dict) -> str:
+    known = f"passing {100 * o['quantile']:g}% of {o['fitted_n']} fitting images ({o['fitted_on']})"
+    neg = o.get("negatives")
+    if neg is None:
+        return known
+    taken = f"{neg['taken_for_glassware']} of the {neg['n']} not-glassware fitting images taken for glassware"
+    if o.get("limited_by") == "negatives":
+        return f"passing {100 * neg['quantile']:g}% of the {taken} (lower than {known})"
+    if "threshold" not in neg:
+        return f"{known}; only {taken}, too few to fit on (at least {neg['min_taken']})"
+    return f"{known}, which passes fewer than {100 * neg['quantile']:g}% of the {taken}"

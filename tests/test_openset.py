@@ -42,6 +42,42 @@ def test_novelty_is_far_from_every_training_class_and_near_for_known_images():
     np.testing.assert_allclose(novelty(2 * known, bank, 5), novelty(known, bank, 5), atol=1e-5)
 
 
+def test_not_glassware_fitting_images_lower_the_threshold_where_they_come_close():
+    rng = np.random.default_rng(1)
+    train, y = clusters(rng, 200)
+    held_out, _ = clusters(rng, 50)
+    bank_features = train[bank_rows(y, len(CLASSES), per_class=40)]
+    _, known = fit_openset(bank_features, held_out, CLASSES)
+    # not glassware that the classifier takes for A: most far from every class, a few as close as known images
+    near = np.concatenate([clusters(rng, 1)[0], clusters(rng, 4, spread=1.0)[0]])
+    taken_for_a = np.tile([5.0, 0.0, 0.0, 0.0], (len(near), 1))
+    bank, fitted = fit_openset(bank_features, held_out, CLASSES, negatives=(near, taken_for_a))
+    scores = novelty(near, unit_rows(bank), fitted["k"])
+    assert fitted["limited_by"] == "negatives" and fitted["threshold"] < known["threshold"]
+    assert (scores <= fitted["threshold"]).mean() <= 0.05 + 1e-9  # at most 5 % of them still pass
+    assert fitted["negatives"] == {"n": 20, "taken_for_glassware": 20, "quantile": 0.05, "min_taken": 10,
+                                   "threshold": fitted["threshold"]}
+    # answered `other`: no veto needed, so they set nothing
+    taken_for_other = np.tile([0.0, 0.0, 0.0, 5.0], (len(near), 1))
+    _, other = fit_openset(bank_features, held_out, CLASSES, negatives=(near, taken_for_other))
+    assert other["threshold"] == known["threshold"] and other["limited_by"] == "known images"
+    assert other["negatives"]["taken_for_glassware"] == 0 and "threshold" not in other["negatives"]
+    # too few to fit a quantile on: the known images' threshold stands
+    _, few = fit_openset(bank_features, held_out, CLASSES, negatives=(near[:9], taken_for_a[:9]))
+    assert few["threshold"] == known["threshold"] and "threshold" not in few["negatives"]
+
+
+def test_the_open_set_threshold_is_never_fitted_on_the_images_that_check_it(tiny_run, tiny_data, tmp_path):
+    from glassware import cli
+
+    check = tmp_path / "not_glassware"
+    (check / "fit").mkdir(parents=True)
+    for fit in (check, check / "fit"):
+        assert cli.main(["export", "--run", str(tiny_run), "--out", str(tmp_path / "bundle"),
+                         "--not-glassware", str(check), "--not-glassware-fit", str(fit)]) == 2
+    assert not (tmp_path / "bundle").exists()
+
+
 def test_only_glassware_answers_are_vetoed():
     probs = np.array([[0.95, 0.03, 0.01, 0.01], [0.01, 0.01, 0.97, 0.01], [0.6, 0.3, 0.05, 0.05]])
     novel = np.array([True, True, False])
@@ -118,16 +154,20 @@ def test_lite0_open_set_separates_not_glassware_from_lab_images(tiny_data, tmp_p
     from glassware import cli
     from glassware.synthetic.openset import write_openset
 
-    not_glass = tmp_path / "not_glassware"
+    not_glass, fit = tmp_path / "not_glassware", tmp_path / "not_glassware_fit"
     write_openset(not_glass, per_kind=4, seed=5, width=200, height=150)
+    write_openset(fit, per_kind=2, seed=6, width=200, height=150)
     run, out = tmp_path / "run", tmp_path / "bundle"
     assert cli.main(["train", "--data", str(tiny_data.train), "--out", str(run), "--model", "lite0", "--epochs", "12",
                      "--fine-tune-epochs", "0", "--feature-copies", "1", "--batch-size", "16"]) == 0
     assert cli.main(["export", "--run", str(run), "--out", str(out), "--formats", "tflite_int8", "onnx_fp32",
                      "--test", str(tiny_data.test), "--calibration", str(tiny_data.calibration),
-                     "--not-glassware", str(not_glass), "--keep-failed", "--representative", "40"]) == 0
+                     "--not-glassware", str(not_glass), "--not-glassware-fit", str(fit), "--keep-failed",
+                     "--representative", "40"]) == 0
     manifest = json.loads((out / MANIFEST).read_text())
     splits = manifest["openset"]["splits"]
+    assert manifest["openset"]["negatives"]["n"] == splits["not_glassware_fit"]["n"] == 12 + 1
+    assert "not_glassware_fit" not in manifest["formats"]["onnx_fp32"]["metrics"]  # fitted on, not checked
     assert splits["not_glassware"]["n"] == 24 + 1  # 4 per kind, and the contact sheet
     assert splits["not_glassware"]["novel"] > splits["test"]["novel"] + 0.5
     for name, fmt in manifest["formats"].items():
