@@ -18,7 +18,10 @@ or `glassware synth-openset` of another seed than the set that checks), say it f
 classifier takes for glassware (top class one the score may veto; those answered `background`/`other` need no
 veto), at most `negative_quantile` may lie below the threshold: it comes down to that quantile of their novelty
 when it is lower. With fewer than `MIN_NEGATIVES` such pictures a quantile means nothing and the known images'
-threshold stands; the manifest says which side set it.
+threshold stands. It never comes down so far that it refuses more than `MAX_KNOWN_REFUSED` of the fitting
+images' glassware answers: where the features cannot tell the two apart (the paper's VGG: half the pictures
+taken for glassware, some as close as lab images) lab coverage matters more, and the manifest says so. It
+records which of the three set the threshold.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ DEFAULT_PER_CLASS = 100
 DEFAULT_QUANTILE = 0.99
 DEFAULT_NEGATIVE_QUANTILE = 0.05
 MIN_NEGATIVES = 10
+MAX_KNOWN_REFUSED = 0.01
 
 
 def bank_rows(labels: np.ndarray, num_classes: int, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> np.ndarray:
@@ -46,10 +50,12 @@ def bank_rows(labels: np.ndarray, num_classes: int, per_class: int = DEFAULT_PER
 
 def fit_openset(bank_features: np.ndarray, fit_features: np.ndarray, class_names: list[str], k: int = DEFAULT_K,
                 quantile: float = DEFAULT_QUANTILE, negatives: tuple[np.ndarray, np.ndarray] | None = None,
+                fit_logits: np.ndarray | None = None,
                 negative_quantile: float = DEFAULT_NEGATIVE_QUANTILE) -> tuple[np.ndarray, dict]:
     """(bank float16 (N, D), manifest entry without "file"): the bank's rows (see `bank_rows`) and a threshold
     passing `quantile` of the fitting images, lowered to `negative_quantile` of the `negatives` (features,
-    logits) the classifier takes for glassware when that is lower."""
+    logits) the classifier takes for glassware when that is lower, but not below the novelty that passes
+    1 - MAX_KNOWN_REFUSED of the fitting images' glassware answers (their top classes from `fit_logits`)."""
     bank = unit_rows(bank_features)
     k = min(k, len(bank))
     scores = novelty(fit_features, bank, k)
@@ -67,15 +73,20 @@ def fit_openset(bank_features: np.ndarray, fit_features: np.ndarray, class_names
         "limited_by": "known images",
     }
     if negatives is not None:
+        if fit_logits is None:
+            raise ValueError("fitting on negatives needs the fitting images' logits (fit_logits)")
         features, logits = negatives
         taken = novelty(features[vetoes[np.asarray(logits).argmax(-1)]], bank, k)
+        known = scores[vetoes[np.asarray(fit_logits).argmax(-1)]]
+        floor = float(np.quantile(known, 1 - MAX_KNOWN_REFUSED)) if len(known) else 0.0
         entry["negatives"] = {"n": int(len(features)), "taken_for_glassware": int(len(taken)),
-                              "quantile": negative_quantile, "min_taken": MIN_NEGATIVES}
+                              "quantile": negative_quantile, "min_taken": MIN_NEGATIVES,
+                              "floor": floor, "max_known_refused": MAX_KNOWN_REFUSED}
         if len(taken) >= MIN_NEGATIVES:
             below = float(np.quantile(taken, negative_quantile))
             entry["negatives"]["threshold"] = below
             if below < threshold:
-                entry.update(threshold=below, limited_by="negatives")
+                entry.update(threshold=max(below, floor), limited_by="negatives" if below >= floor else "floor")
     return bank.astype(np.float16), entry
 
 

@@ -45,25 +45,36 @@ def test_novelty_is_far_from_every_training_class_and_near_for_known_images():
 def test_not_glassware_fitting_images_lower_the_threshold_where_they_come_close():
     rng = np.random.default_rng(1)
     train, y = clusters(rng, 200)
-    held_out, _ = clusters(rng, 50)
+    held_out, held_y = clusters(rng, 50)
+    held_out[held_y >= 2] += 0.2 * rng.standard_normal((100, 32))  # the top of the known images: catch-all answers
+    held_logits = 5.0 * np.eye(len(CLASSES))[held_y]
     bank_features = train[bank_rows(y, len(CLASSES), per_class=40)]
     _, known = fit_openset(bank_features, held_out, CLASSES)
+
+    def fit(features, logits):
+        return fit_openset(bank_features, held_out, CLASSES, negatives=(features, logits), fit_logits=held_logits)
+
     # not glassware that the classifier takes for A: most far from every class, a few as close as known images
-    near = np.concatenate([clusters(rng, 1)[0], clusters(rng, 4, spread=1.0)[0]])
+    near = np.concatenate([clusters(rng, 1, spread=0.2)[0], clusters(rng, 4, spread=1.0)[0]])
     taken_for_a = np.tile([5.0, 0.0, 0.0, 0.0], (len(near), 1))
-    bank, fitted = fit_openset(bank_features, held_out, CLASSES, negatives=(near, taken_for_a))
+    bank, fitted = fit(near, taken_for_a)
     scores = novelty(near, unit_rows(bank), fitted["k"])
     assert fitted["limited_by"] == "negatives" and fitted["threshold"] < known["threshold"]
     assert (scores <= fitted["threshold"]).mean() <= 0.05 + 1e-9  # at most 5 % of them still pass
-    assert fitted["negatives"] == {"n": 20, "taken_for_glassware": 20, "quantile": 0.05, "min_taken": 10,
-                                   "threshold": fitted["threshold"]}
+    assert fitted["negatives"]["threshold"] == fitted["threshold"] > fitted["negatives"]["floor"]
+    assert {k: fitted["negatives"][k] for k in ("n", "taken_for_glassware", "quantile", "min_taken")} == {
+        "n": 20, "taken_for_glassware": 20, "quantile": 0.05, "min_taken": 10}
+    # as close as the lab's own glassware: the threshold stops where it would refuse 1 % of their answers
+    _, floored = fit(held_out, np.tile([5.0, 0.0, 0.0, 0.0], (len(held_out), 1)))
+    glassware = held_y < 2
+    refused = novelty(held_out[glassware], unit_rows(bank), fitted["k"]) > floored["threshold"]
+    assert floored["limited_by"] == "floor" and 0 < refused.mean() <= 0.01 + 1e-9
     # answered `other`: no veto needed, so they set nothing
-    taken_for_other = np.tile([0.0, 0.0, 0.0, 5.0], (len(near), 1))
-    _, other = fit_openset(bank_features, held_out, CLASSES, negatives=(near, taken_for_other))
+    _, other = fit(near, np.tile([0.0, 0.0, 0.0, 5.0], (len(near), 1)))
     assert other["threshold"] == known["threshold"] and other["limited_by"] == "known images"
     assert other["negatives"]["taken_for_glassware"] == 0 and "threshold" not in other["negatives"]
     # too few to fit a quantile on: the known images' threshold stands
-    _, few = fit_openset(bank_features, held_out, CLASSES, negatives=(near[:9], taken_for_a[:9]))
+    _, few = fit(near[:9], taken_for_a[:9])
     assert few["threshold"] == known["threshold"] and "threshold" not in few["negatives"]
 
 
