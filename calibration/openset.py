@@ -19,7 +19,7 @@ classifier takes for glassware (top class one the score may veto; those answered
 veto), at most `negative_quantile` may lie below the threshold: it comes down to that quantile of their novelty
 when it is lower. With fewer than `MIN_NEGATIVES` such pictures a quantile means nothing and the known images'
 threshold stands. It never comes down so far that it refuses more than `MAX_KNOWN_REFUSED` of the fitting
-images' glassware answers: where the features cannot tell the two apart (the paper's VGG: half the pictures
+images' glassware answers: where the features cannot tell the two apart (the paper's VGG: nearly half the pictures
 taken for glassware, some as close as lab images) lab coverage matters more, and the manifest says so. It
 records which of the three set the threshold.
 """
@@ -85,8 +85,9 @@ def fit_openset(bank_features: np.ndarray, fit_features: np.ndarray, class_names
         if len(taken) >= MIN_NEGATIVES:
             below = float(np.quantile(taken, negative_quantile))
             entry["negatives"]["threshold"] = below
-            if below < threshold:
-                entry.update(threshold=max(below, floor), limited_by="negatives" if below >= floor else "floor")
+            lowered = max(below, floor)
+            if lowered < threshold:
+                entry.update(threshold=lowered, limited_by="negatives" if below >= floor else "floor")
     return bank.astype(np.float16), entry
 
 

@@ -69,6 +69,12 @@ def test_not_glassware_fitting_images_lower_the_threshold_where_they_come_close(
     glassware = held_y < 2
     refused = novelty(held_out[glassware], unit_rows(bank), fitted["k"]) > floored["threshold"]
     assert floored["limited_by"] == "floor" and 0 < refused.mean() <= 0.01 + 1e-9
+    # glassware answers at the top of the known images: the floor never lifts the threshold above their own
+    wide = held_out.copy()
+    wide[held_y < 2] += 0.3 * rng.standard_normal((100, 32))
+    _, lifted = fit_openset(bank_features, wide, CLASSES, negatives=(near, taken_for_a), fit_logits=held_logits)
+    _, wide_known = fit_openset(bank_features, wide, CLASSES)
+    assert lifted["negatives"]["floor"] > wide_known["threshold"] == lifted["threshold"]
     # answered `other`: no veto needed, so they set nothing
     _, other = fit(near, np.tile([0.0, 0.0, 0.0, 5.0], (len(near), 1)))
     assert other["threshold"] == known["threshold"] and other["limited_by"] == "known images"
