@@ -108,7 +108,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
     calibration = _calibrate(keras_logits, splits, (fit_logits, fit_y), target_precision)
     calibration["fitted_on"] = fitted_on
     negatives = None if negatives_x is None else _predict(reference_model, negatives_x)
-    bank, openset_entry = (_fit_openset(reference_model, run, (fit_features, fit_logits), fitted_on, seed, negatives)
+    bank, openset_entry = (_fit_openset(reference_model, run, fit_features, fit_logits, fitted_on, seed, negatives)
                            if openset else (None, None))
     if openset_entry is not None:
         measured = {**keras_out, **({"not_glassware_fit": negatives} if negatives is not None else {})}
@@ -226,16 +226,16 @@ def _fitting_set(reference_model, run, val: tuple, val_out: dict, held_out: tupl
             " + ".join(parts))
 
 
-def _fit_openset(reference_model, run, fit_outputs: tuple, fitted_on: str, seed: int, negatives: dict | None) -> tuple:
+def _fit_openset(reference_model, run, fit_features: np.ndarray, fit_logits: np.ndarray, fitted_on: str, seed: int,
+                 negatives: dict | None) -> tuple:
     """The open-set bank, a stratified sample of the training split and of an augmented copy of each image,
-    and its manifest entry, with a threshold fitted on the fitting set's (features, logits) and the outputs of
-    the not-glassware fitting images, if any."""
+    and its manifest entry, with a threshold fitted on the fitting set's outputs and those of the not-glassware
+    fitting images, if any."""
     x, y = run.split("train")
     rows = bank_rows(np.concatenate([y, y]), len(run.class_names), seed=seed)  # row i >= len(x): copy of i - len(x)
     originals, copies = rows[rows < len(x)], rows[rows >= len(x)] - len(x)
     images = np.concatenate([x[originals].astype(np.float32),
                              perturbed_copies(x[copies], run.info.get("augmentation"), seed + 1, strength=1.0)])
-    fit_features, fit_logits = fit_outputs
     bank, entry = fit_openset(_predict(reference_model, images)["features"], fit_features, run.class_names,
                               negatives=None if negatives is None else (negatives["features"], negatives["logits"]),
                               fit_logits=fit_logits)

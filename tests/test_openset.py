@@ -92,6 +92,9 @@ def test_the_open_set_threshold_is_never_fitted_on_the_images_that_check_it(tiny
     for fit in (check, check / "fit"):
         assert cli.main(["export", "--run", str(tiny_run), "--out", str(tmp_path / "bundle"),
                          "--not-glassware", str(check), "--not-glassware-fit", str(fit)]) == 2
+    # nothing to fit without the open-set score
+    assert cli.main(["export", "--run", str(tiny_run), "--out", str(tmp_path / "bundle"), "--no-openset",
+                     "--not-glassware-fit", str(tiny_data.test)]) == 2
     assert not (tmp_path / "bundle").exists()
 
 
