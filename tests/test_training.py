@@ -123,6 +123,19 @@ def test_mobilenet_without_pretrained_weights_trains_as_one_network():
         make_mobilenet(5, weights="/nonexistent/base.weights.h5")
 
 
+def test_a_continued_run_fine_tunes_at_the_smaller_rate_unless_told():
+    from glassware.training.run import DEFAULT_FINE_TUNE, TrainConfig
+
+    lite0 = DEFAULT_FINE_TUNE["lite0"]
+    assert lite0["continued_learning_rate"] < lite0["learning_rate"]
+    fresh = TrainConfig(data_dir="d", out="o", model="lite0")
+    continued = TrainConfig(data_dir="d", out="o", model="lite0", init_from="run", epochs=0)
+    told = TrainConfig(data_dir="d", out="o", model="lite0", init_from="run", epochs=0, fine_tune_learning_rate=3e-4)
+    assert fresh.fine_tune_learning_rate == lite0["learning_rate"]
+    assert continued.fine_tune_learning_rate == lite0["continued_learning_rate"]
+    assert told.fine_tune_learning_rate == 3e-4
+
+
 # --- training and the run directory ------------------------------------------------------------------------
 
 def test_training_learns_well_above_chance(vgg_run, shapes, tmp_path, capsys):

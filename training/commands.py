@@ -61,7 +61,9 @@ def _register_train(subparsers, run) -> None:
                    help="top layers of the base unfrozen in phase 2, BatchNorm excepted (default: "
                         + ", ".join(f"{m} {v['layers']}" for m, v in run.DEFAULT_FINE_TUNE.items()) + ")")
     g.add_argument("--fine-tune-learning-rate", type=float, default=None,
-                   help="(default: " + ", ".join(f"{m} {v['learning_rate']:g}" for m, v in run.DEFAULT_FINE_TUNE.items()) + ")")
+                   help="(default: " + ", ".join(f"{m} {v['learning_rate']:g}" for m, v in run.DEFAULT_FINE_TUNE.items())
+                        + "; with --init-from: " + ", ".join(f"{m} {v['continued_learning_rate']:g}"
+                                                            for m, v in run.DEFAULT_FINE_TUNE.items()) + ")")
     g = p.add_argument_group("mobilenet")
     g.add_argument("--variant", choices=("v2", "v3small"), default=d["variant"],
                    help="MobileNetV2 or MobileNetV3-Small (default: %(default)s)")
