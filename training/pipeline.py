@@ -43,4 +43,10 @@ def make_dataset(
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda batch, s: (apply_augmentation(augmentation, batch[0], s), batch[1]), num_parallel_calls=AUTOTUNE
         )
-    return ds.prefetch(AUTOTUNE)
+    # No autotuning: Keras makes a new iterator every epoch, and freeing the old one waits for its autotuner
+    # thread to wake from a timed sleep: 19 s before an epoch's first batch, in about half of the runs. Without
+    # it a seed trains the same model (same losses, epoch by epoch) and the epochs run as fast
+    # (docs/results.md, 2026-12-05 evening).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(AUTOTUNE).with_options(options)
