@@ -54,16 +54,15 @@ def _register_train(subparsers, run) -> None:
                         "(default: %(default)s)")
     g.add_argument("--feature-copies", type=int, default=d["feature_copies"],
                    help="phase 1: augmented copies of each training image featurised once (default: %(default)s)")
-    fine_tune = ", ".join(f"{m} {v['epochs']}" for m, v in run.DEFAULT_FINE_TUNE.items())
+    def per_model(key: str) -> str:  # "mobilenet 10, lite0 5": a phase-2 default of each transfer model
+        return ", ".join(f"{m} {v[key]:g}" for m, v in run.DEFAULT_FINE_TUNE.items())
+
     g.add_argument("--fine-tune-epochs", type=int, default=None,
-                   help=f"phase 2 epochs, pretrained weights only (default: {fine_tune})")
+                   help=f"phase 2 epochs, pretrained weights only (default: {per_model('epochs')})")
     g.add_argument("--fine-tune-layers", type=int, default=None,
-                   help="top layers of the base unfrozen in phase 2, BatchNorm excepted (default: "
-                        + ", ".join(f"{m} {v['layers']}" for m, v in run.DEFAULT_FINE_TUNE.items()) + ")")
+                   help=f"top layers of the base unfrozen in phase 2, BatchNorm excepted (default: {per_model('layers')})")
     g.add_argument("--fine-tune-learning-rate", type=float, default=None,
-                   help="(default: " + ", ".join(f"{m} {v['learning_rate']:g}" for m, v in run.DEFAULT_FINE_TUNE.items())
-                        + "; with --init-from: " + ", ".join(f"{m} {v['continued_learning_rate']:g}"
-                                                            for m, v in run.DEFAULT_FINE_TUNE.items()) + ")")
+                   help=f"(default: {per_model('learning_rate')}; with --init-from: {per_model('continued_learning_rate')})")
     g = p.add_argument_group("mobilenet")
     g.add_argument("--variant", choices=("v2", "v3small"), default=d["variant"],
                    help="MobileNetV2 or MobileNetV3-Small (default: %(default)s)")
