@@ -285,7 +285,8 @@ def test_training_dataset_augments_within_range_and_reproducibly():
 
 
 def test_augmentation_config_switches_layers_off_and_rejects_unknown_keys():
-    from glassware.training.augment import AUGMENTATION_DEFAULTS, augmentation_config, make_augmentation
+    from glassware.training.augment import (AUGMENTATION_DEFAULTS, augmentation_config, make_augmentation,
+                                            model_augmentation)
 
     names = [type(layer).__name__ for layer in make_augmentation().layers]
     assert names == ["RandomAffine", "RandomBrightness", "RandomContrast", "RandomBackdrop", "RandomBlend"]
@@ -293,6 +294,7 @@ def test_augmentation_config_switches_layers_off_and_rejects_unknown_keys():
     assert augmentation_config({"brightness": 0})["rotation"] == AUGMENTATION_DEFAULTS["rotation"]
     off = {key: 0 for key in ("rotation", "shift", "shear", "zoom", "brightness", "contrast", "backdrop", "blend")}
     assert make_augmentation(off).layers == []
+    assert model_augmentation("lite0")["blend"] > 0 and model_augmentation("vgg")["blend"] == 0
     with pytest.raises(GlasswareError, match="unknown augmentation keys"):
         make_augmentation({"hue": 0.1})
     with pytest.raises(GlasswareError, match="rotation"):
