@@ -81,10 +81,10 @@ def bench_train(out: str | Path, data_dir: str | Path | None = None, images: int
 
     import keras
 
-    from glassware.training.augment import make_augmentation, model_augmentation
+    from glassware.training.augment import augmentation_config, make_augmentation
     from glassware.training.pipeline import make_dataset
 
-    augmentation = make_augmentation(model_augmentation("vgg"))
+    augmentation = make_augmentation()
     dataset = make_dataset(data.train.x, data.train.y, batch_size, training=True, augmentation=augmentation, seed=seed)
     ours = _train("ours", "tf.data from the uint8 cache; per-batch augmentation in parallel map; prefetch",
                   dataset, len(files), batch_size, len(data.class_names), epochs, seed)
@@ -113,7 +113,7 @@ def bench_train(out: str | Path, data_dir: str | Path | None = None, images: int
         "epochs": epochs,
         "batch_size": batch_size,
         "seed": seed,
-        "augmentation": model_augmentation("vgg"),
+        "augmentation": augmentation_config(),
         "cache_build_seconds": round(data.cache_seconds, 2),
         "cache_build_images_per_second": round(n_decoded / data.cache_seconds, 1),
         "ours": ours,

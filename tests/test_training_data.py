@@ -285,16 +285,14 @@ def test_training_dataset_augments_within_range_and_reproducibly():
 
 
 def test_augmentation_config_switches_layers_off_and_rejects_unknown_keys():
-    from glassware.training.augment import (AUGMENTATION_DEFAULTS, augmentation_config, make_augmentation,
-                                            model_augmentation)
+    from glassware.training.augment import AUGMENTATION_DEFAULTS, augmentation_config, make_augmentation
 
     names = [type(layer).__name__ for layer in make_augmentation().layers]
-    assert names == ["RandomAffine", "RandomBrightness", "RandomContrast", "RandomBackdrop", "RandomBlend"]
+    assert names == ["RandomAffine", "RandomBrightness", "RandomContrast", "RandomBackdrop"]
     assert "RandomBrightness" not in [type(layer).__name__ for layer in make_augmentation({"brightness": 0}).layers]
     assert augmentation_config({"brightness": 0})["rotation"] == AUGMENTATION_DEFAULTS["rotation"]
-    off = {key: 0 for key in ("rotation", "shift", "shear", "zoom", "brightness", "contrast", "backdrop", "blend")}
+    off = {key: 0 for key in ("rotation", "shift", "shear", "zoom", "brightness", "contrast", "backdrop")}
     assert make_augmentation(off).layers == []
-    assert model_augmentation("lite0")["blend"] > 0 and model_augmentation("vgg")["blend"] == 0
     with pytest.raises(GlasswareError, match="unknown augmentation keys"):
         make_augmentation({"hue": 0.1})
     with pytest.raises(GlasswareError, match="rotation"):
@@ -310,7 +308,7 @@ def dot_positions(config, offset=(0, 0), n=64):
     images = np.zeros((n, 151, 151, 3), np.float32)
     images[:, 75 + offset[0], 75 + offset[1]] = 255
     blurred = np.stack([cv2.GaussianBlur(img, (0, 0), 2) for img in images])  # survives bilinear resampling
-    out = apply_augmentation(make_augmentation({**config, "brightness": 0, "contrast": 0, "backdrop": 0, "blend": 0}), tf.constant(blurred),
+    out = apply_augmentation(make_augmentation({**config, "brightness": 0, "contrast": 0, "backdrop": 0}), tf.constant(blurred),
                              tf.constant([3, 4], tf.int64)).numpy().sum(axis=3)
     return np.array([np.unravel_index(np.argmax(img), img.shape) for img in out]) - 75
 
@@ -338,7 +336,7 @@ def test_photometric_layers_keep_flat_images_in_range(level):
 
     from glassware.training.augment import apply_augmentation, make_augmentation
 
-    off = {"rotation": 0, "shift": 0, "shear": 0, "zoom": 0, "blend": 0}
+    off = {"rotation": 0, "shift": 0, "shear": 0, "zoom": 0}
     flat = tf.fill((16, 150, 150, 3), float(level))
     out = apply_augmentation(make_augmentation({**off, "brightness": 0.5, "contrast": 0.5, "backdrop": 0}), flat,
                              tf.constant([1, 2], tf.int64)).numpy()
@@ -393,25 +391,3 @@ def test_repeat_extra_repeats_only_the_images_of_extra_folders():
     paths = ["A/1.jpg", "/robot/A/2.jpg", "B/3.jpg", "/robot/B/4.jpg"]
     assert repeat_extra(paths, 3).tolist() == [0, 1, 1, 1, 2, 3, 3, 3]
     assert repeat_extra(paths, 1).tolist() == [0, 1, 2, 3]
-
-
-def test_blend_adds_a_faint_batch_mate_to_about_half_of_the_images():
-    """Each image stays itself, or becomes (1 - w) itself + w another image of the batch with w <= 0.2."""
-    import tensorflow as tf
-
-    from glassware.training.augment import apply_augmentation, make_augmentation
-
-    only_blend = {key: 0 for key in ("rotation", "shift", "shear", "zoom", "brightness", "contrast", "backdrop")}
-    levels = np.arange(32) * 8.0
-    flat = tf.constant(np.broadcast_to(levels[:, None, None, None], (32, 150, 150, 3)).astype(np.float32))
-    out = apply_augmentation(make_augmentation({**only_blend, "blend": 0.2}), flat, tf.constant([5, 6], tf.int64)).numpy()
-    assert out.std(axis=(1, 2, 3)).max() < 1e-3  # a whole image blended in, not a patch
-    value = out.mean(axis=(1, 2, 3))
-    moved = np.abs(value - levels) > 1e-3
-    assert 0.25 < moved.mean() < 0.75
-    for i in np.flatnonzero(moved):
-        others = np.delete(levels, i)
-        weight = (value[i] - levels[i]) / (others - levels[i])
-        assert ((weight > 0) & (weight <= 0.2 + 1e-5)).any(), i
-    again = apply_augmentation(make_augmentation({**only_blend, "blend": 0.2}), flat, tf.constant([5, 6], tf.int64))
-    assert np.array_equal(again.numpy(), out)  # the seed decides

@@ -1,9 +1,8 @@
 """Training-time augmentation with Keras 3 preprocessing layers.
 
 The paper's geometric augmentation (rotation <= 40 degrees, shifts, shear and zoom <= 20 %), the fix its
-authors named but never tried (random brightness and contrast), smooth colour fields blended in, which
-stand for the light and backgrounds a lab photo never shows (murky air, colour casts, out-of-focus clutter),
-and a faint second picture blended into half of the images, the label kept (`RandomBlend`).
+authors named but never tried (random brightness and contrast), and smooth colour fields blended in, which
+stand for the light and backgrounds a lab photo never shows (murky air, colour casts, out-of-focus clutter).
 Every layer works on float pixels in 0..255
 (the model scales them itself) and keeps them there: the warp interpolates bilinearly, so outputs stay within
 the inputs' range, and brightness/contrast clip to `value_range=(0, 255)`.
@@ -28,15 +27,11 @@ AUGMENTATION_DEFAULTS: dict = {
     "brightness": 0.3,  # fraction of 0..255 added or removed (the paper's proposed fix)
     "contrast": 0.3,  # contrast factor in [1 - c, 1 + c] (the paper's proposed fix)
     "backdrop": 0.4,  # at most this weight of a smooth random colour field blended into the image
-    "blend": 0.2,  # at most this weight of another image of the batch blended into half of the images
     "fill_mode": "nearest",  # pixels moved in from outside continue the edge: the white table, no mirrored objects
 }
-# A model's exceptions. The blend helps a pretrained network; the paper's CNN, learning from scratch in the
-# demo's 10 epochs, learned far slower with it (train accuracy 0.66 -> 0.43; docs/results.md, 2026-12-05 night).
-MODEL_AUGMENTATION = {"vgg": {"blend": 0.0}}
 VALUE_RANGE = (0, 255)
 _LIMITS = {"rotation": 180.0, "shift": 1.0, "shear": 1.0, "zoom": 0.9, "brightness": 1.0, "contrast": 1.0,
-           "backdrop": 1.0, "blend": 0.5}
+           "backdrop": 1.0}
 _FILL_MODES = ("nearest", "reflect", "mirror", "wrap", "constant")
 
 
@@ -54,13 +49,8 @@ def augmentation_config(config: dict | None = None) -> dict:
     return merged
 
 
-def model_augmentation(model: str) -> dict:
-    """The augmentation `model` trains with (the dict recorded with its run): the defaults and its exceptions."""
-    return augmentation_config(MODEL_AUGMENTATION.get(model))
-
-
 def make_augmentation(config: dict | None = None) -> keras.Sequential:
-    """A Sequential of the enabled augmentation layers: one geometric warp, brightness, contrast, backdrop, blend."""
+    """A Sequential of the enabled augmentation layers: one geometric warp, brightness, contrast, backdrop."""
     c = augmentation_config(config)
     layers = []
     if any(c[key] for key in ("rotation", "shift", "shear", "zoom")):
@@ -71,8 +61,6 @@ def make_augmentation(config: dict | None = None) -> keras.Sequential:
         layers.append(keras.layers.RandomContrast(c["contrast"], value_range=VALUE_RANGE))
     if c["backdrop"]:
         layers.append(RandomBackdrop(c["backdrop"]))
-    if c["blend"]:
-        layers.append(RandomBlend(c["blend"]))
     return keras.Sequential(layers, name="augmentation")
 
 
@@ -175,36 +163,6 @@ class RandomBackdrop(_RandomImageLayer):
         field = ops.image.resize(transformation["field"], ops.shape(images)[1:3], interpolation="bilinear")
         weight = transformation["weight"]
         return images * (1.0 - weight) + field * weight  # a convex blend: stays within 0..255
-
-
-class RandomBlend(_RandomImageLayer):
-    """Blend another image of the batch into `share` of the images, with a random weight in [0, strength]; the
-    label stays the first image's (SamplePairing, Inoue 2018, at a faint weight).
-
-    Photos taken in one place show its empty scene one way (a plain bench) and faint shapes mostly as the
-    faint objects of one class (clear vessels of `other`); a model trained on them alone takes faint
-    structure in an empty scene elsewhere (a busy room out of focus) for that class. Faint ghosts of other
-    pictures, labelled as what is plainly in view, say that faint structure is not an object: over eight
-    trainings, stress accuracy 97.8 +- 1.4 -> 99.1 +- 0.3 % (docs/results.md, 2026-12-05 night).
-    """
-
-    def __init__(self, strength: float = 0.2, share: float = 0.5, seed: int | None = None, **kwargs):
-        super().__init__(seed, **kwargs)
-        self.strength, self.share = strength, share
-
-    def get_random_transformation(self, images, training=True, seed=None):
-        seed = self.seed_generator if seed is None else seed
-        n = ops.shape(images)[0]
-        weight = keras.random.uniform((n, 1, 1, 1), 0.0, self.strength, seed=seed)
-        chosen = keras.random.uniform((n, 1, 1, 1), seed=seed) < self.share
-        partner = ops.argsort(keras.random.uniform((n,), seed=seed))  # a random pairing: any batch order
-        return {"weight": ops.where(chosen, weight, 0.0), "partner": partner}
-
-    def transform_images(self, images, transformation, training=True):
-        if not training:
-            return images
-        weight = transformation["weight"]
-        return images * (1.0 - weight) + ops.take(images, transformation["partner"], axis=0) * weight
 
 
 class _StatelessSeeds(keras.random.SeedGenerator):

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from glassware.errors import RunError
 from glassware.preprocessing import Preprocessing
 from glassware.training import models
-from glassware.training.augment import make_augmentation, model_augmentation
+from glassware.training.augment import augmentation_config, make_augmentation
 from glassware.training.data import prepare_data, repeat_extra
 from glassware.training.features import cached_features
 from glassware.training.pipeline import make_dataset
@@ -79,7 +79,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             if config.init_from:
                 model_options["init_from"] = _init_from(model, config, data.class_names)
             state = _new_state(config, data.class_names, model_options)
-        augmentation = make_augmentation(model_augmentation(config.model)) if config.augment else None
+        augmentation = make_augmentation() if config.augment else None
         seen = repeat_extra(data.train.paths, config.extra_repeat)
         images = (make_dataset(data.train.x[seen], data.train.y[seen], config.batch_size, training=True,
                                augmentation=augmentation, seed=config.seed),
@@ -124,8 +124,7 @@ def _head_features(model: keras.Model, config: TrainConfig, state: dict, data, o
     start = time.perf_counter()
     options = state["model_options"]
     weights = {"weights": options.get("weights_provenance", options), "init_from": options.get("init_from")}
-    features = cached_features(model, out / "cache", data, copies,
-                               model_augmentation(config.model) if config.augment else None,
+    features = cached_features(model, out / "cache", data, copies, augmentation_config() if config.augment else None,
                                config.seed, weights)
     state["feature_seconds"] = round(state.get("feature_seconds", 0.0) + time.perf_counter() - start, 1)
     n, seen = len(data.train.y), repeat_extra(data.train.paths, config.extra_repeat)
@@ -468,7 +467,7 @@ def _run_info(model: keras.Model, config: TrainConfig, data, spec: Preprocessing
                           **{phase: round(sum(r["seconds"] for r in history if r["phase"] == phase), 1)
                              for phase in dict.fromkeys(row["phase"] for row in history)}},
         "images_per_second": round(statistics.median(steady), 1) if steady else None,
-        "augmentation": model_augmentation(config.model) if config.augment else {},
+        "augmentation": augmentation_config() if config.augment else {},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training": {"learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
                      "monitor": config.monitor, "patience": config.patience,
