@@ -34,6 +34,12 @@ answers at 99 %. The lowered classes each meet the target but could together lea
 surplus for a class kept at the global threshold; if the union misses the target, lowered classes go back
 to the global threshold, least precise first, until it meets it. The floor bounds every class's threshold,
 and a lowered threshold is fitted on lab images: the export report's stress row shows what it does elsewhere.
+
+Why the classes the robot does not act on (`catch_all`: `background`, `other`) have the floor 0.5 instead:
+the target precision as a floor is there so that a confident wrong answer does not make the arm pick up the
+wrong thing. A wrong `background` or `other` makes it wait, as `unknown` does; for those classes the floor
+only kept answers the lab fitting set shows to be right. Their own answers still have to be decisive
+(Wilson bound, `min_support`) to lower them, and the union must meet the target.
 """
 
 from __future__ import annotations
@@ -140,9 +146,11 @@ def wilson_bounds(right: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarra
 
 
 def class_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: float = DEFAULT_TARGET_PRECISION,
-                     floor: float = DEFAULT_FLOOR, min_support: int | None = None, z: float = DEFAULT_Z) -> dict:
+                     floor: float = DEFAULT_FLOOR, min_support: int | None = None, z: float = DEFAULT_Z,
+                     catch_all: tuple[int, ...] = ()) -> dict:
     """One threshold per predicted class: the global threshold, moved only where that class's own fitting
-    answers are decisive (module docstring).
+    answers are decisive (module docstring). The classes `catch_all` (indices) may go down to
+    `DEFAULT_FLOOR` rather than `floor`.
 
     Returns {"thresholds": [float per class], "global": abstention_threshold(...), "method", "target_precision",
     "floor", "min_support", "z", "target_met" (the union of accepted answers meets the target), "fit"
@@ -168,13 +176,14 @@ def class_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: float =
         lower_bound, _ = wilson_bounds(right, n, z)
         lower = (cuts < g) & (n >= support) & (lower_bound >= target_precision)
         threshold, limited_by = g, "global"
+        class_floor = min(floor, DEFAULT_FLOOR) if k in catch_all else floor
         if lower.any():
             threshold, limited_by = float(cuts[np.flatnonzero(lower)[0]]), "class"
-            if threshold < floor:
-                threshold, limited_by = floor, "floor"
-                n_floor, right_floor = tally.at(np.array([floor]))
+            if threshold < class_floor:
+                threshold, limited_by = class_floor, "floor"
+                n_floor, right_floor = tally.at(np.array([class_floor]))
                 if n_floor[0] < support or wilson_bounds(right_floor, n_floor, z)[0][0] < target_precision:
-                    above = np.flatnonzero(lower & (cuts >= floor))  # the floor's set is not decisive
+                    above = np.flatnonzero(lower & (cuts >= class_floor))  # the floor's set is not decisive
                     threshold, limited_by = (float(cuts[above[0]]), "class") if len(above) else (g, "global")
         else:
             n_g, right_g = tally.at(np.array([g]))
@@ -210,7 +219,9 @@ def class_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: float =
         "thresholds": [float(t) for t in thresholds],
         "global": global_fit,
         "method": f"per predicted class: below the global threshold where >= {support} answers' Wilson lower "
-                  f"bound (z={z:g}) meets the target, above it where the upper bound at the global one misses it",
+                  f"bound (z={z:g}) meets the target, above it where the upper bound at the global one misses it"
+                  + (f"; the classes the robot does not act on down to {min(floor, DEFAULT_FLOOR):g}, the others "
+                     f"not below {floor:g}" if catch_all else ""),
         "target_precision": target_precision,
         "floor": floor,
         "min_support": support,

@@ -32,6 +32,7 @@ from glassware.errors import ExportError
 from glassware.export.convert import Converter
 from glassware.export.gate import gate_table, openset_metrics, run_outputs, split_metrics, verdict
 from glassware.formats import FORMATS
+from glassware.labels import CATCH_ALL
 from glassware.markdown import table as markdown_table
 from glassware.metrics import expected_calibration_error, softmax
 
@@ -105,7 +106,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, formats: tuple[str, ...
         _write_evaluations(Path(evaluations_dir), run, splits, keras_logits, datasets, unreadable)
     fit_logits, fit_features, fit_y, fitted_on = _fitting_set(reference_model, run, splits["val"], keras_out["val"],
                                                               held_out, perturb, seed)
-    calibration = _calibrate(keras_logits, splits, (fit_logits, fit_y), target_precision)
+    catch_all = tuple(k for k, name in enumerate(run.class_names) if name in CATCH_ALL)
+    calibration = _calibrate(keras_logits, splits, (fit_logits, fit_y), target_precision, catch_all)
     calibration["fitted_on"] = fitted_on
     negatives = None if negatives_x is None else _predict(reference_model, negatives_x)
     bank, openset_entry = (_fit_openset(reference_model, run, fit_features, fit_logits, fitted_on, seed, negatives)
@@ -301,7 +303,8 @@ def _gate_one(name: str, path: Path, splits: dict, keras_logits: dict, keras_acc
             "metrics": metrics, "gate": status, "gate_reason": reason}
 
 
-def _calibrate(keras_logits: dict, splits: dict, fit_on: tuple, target_precision: float) -> dict:
+def _calibrate(keras_logits: dict, splits: dict, fit_on: tuple, target_precision: float,
+               catch_all: tuple[int, ...] = ()) -> dict:
     """Scaling, global and per-class thresholds fitted on `fit_on` (logits, y); ECE before/after and selective
     accuracy on every split (at the per-class thresholds; `coverage_global`: at the global one)."""
     fit_logits, fit_y = fit_on
@@ -309,7 +312,7 @@ def _calibrate(keras_logits: dict, splits: dict, fit_on: tuple, target_precision
     scaling = fit["temperature"], fit["uniform_mix"]
     max_confidence = 1.0 - fit["uniform_mix"] * (1 - 1 / fit_logits.shape[-1])
     per_class = class_thresholds(scaled_probs(fit_logits, *scaling), fit_y, target_precision,
-                                 floor=confidence_floor(max_confidence, target_precision))
+                                 floor=confidence_floor(max_confidence, target_precision), catch_all=catch_all)
     chosen = per_class["global"]
     summary = {}
     for name, (_, y) in splits.items():

@@ -291,3 +291,18 @@ def test_calibration_copies_are_milder_than_training_augmentation():
     assert CALIBRATION_STRENGTH == 0.5
     assert np.abs(default - x).mean() < np.abs(full - x).mean()
     assert np.abs(default - x).mean() > 2  # still perturbed
+
+
+def test_class_thresholds_let_the_classes_the_robot_does_not_act_on_below_the_floor():
+    """Floor 0.99 (the target): a glassware class whose 300 answers from 0.9 up are all right stays at 0.99, for
+    a wrong one would make the arm grasp. The same answers of a class in `catch_all` (a wrong one makes it
+    wait) set its threshold; one with answers from 0.4 goes down to 0.5, no further."""
+    ones = np.ones(300, bool)
+    conf = np.linspace(0.9, 0.999, 300)
+    probs, y = answers((conf, ones), (conf, ones), (np.linspace(0.4, 0.999, 600), np.ones(600, bool)))
+    strict = class_thresholds(probs, y, floor=0.99)
+    assert strict["thresholds"] == [0.99] * 3
+    fit = class_thresholds(probs, y, floor=0.99, catch_all=(1, 2))
+    assert fit["thresholds"] == [0.99, conf[0], 0.5]
+    assert [c["limited_by"] for c in fit["classes"]] == ["global", "class", "floor"]
+    assert fit["target_met"] and fit["fit"]["coverage"] > selective_metrics(probs, y, 0.99)["coverage"] + 0.5

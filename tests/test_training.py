@@ -136,6 +136,16 @@ def test_a_continued_run_fine_tunes_at_the_smaller_rate_unless_told():
     assert told.fine_tune_learning_rate == 3e-4
 
 
+def test_only_lite0_blends_by_default_and_a_bad_blend_is_refused():
+    from glassware.training.run import TrainConfig
+
+    assert TrainConfig(data_dir="d", out="o", model="lite0").blend == 0.2
+    assert TrainConfig(data_dir="d", out="o", model="vgg").blend == 0.0
+    assert TrainConfig(data_dir="d", out="o", model="lite0", blend=0.0).blend == 0.0
+    with pytest.raises(GlasswareError, match="--blend"):
+        TrainConfig(data_dir="d", out="o", model="lite0", blend=0.9)
+
+
 # --- training and the run directory ------------------------------------------------------------------------
 
 def test_training_learns_well_above_chance(vgg_run, shapes, tmp_path, capsys):

@@ -391,3 +391,25 @@ def test_repeat_extra_repeats_only_the_images_of_extra_folders():
     paths = ["A/1.jpg", "/robot/A/2.jpg", "B/3.jpg", "/robot/B/4.jpg"]
     assert repeat_extra(paths, 3).tolist() == [0, 1, 1, 1, 2, 3, 3, 3]
     assert repeat_extra(paths, 1).tolist() == [0, 1, 2, 3]
+
+
+def test_blend_adds_a_faint_batch_mate_to_about_half_of_the_images():
+    """Each image stays itself, or becomes (1 - w) itself + w another image of the batch with w <= 0.2."""
+    import tensorflow as tf
+
+    from glassware.training.augment import apply_augmentation, make_augmentation
+
+    only_blend = {key: 0 for key in ("rotation", "shift", "shear", "zoom", "brightness", "contrast", "backdrop")}
+    levels = np.arange(32) * 8.0
+    flat = tf.constant(np.broadcast_to(levels[:, None, None, None], (32, 150, 150, 3)).astype(np.float32))
+    out = apply_augmentation(make_augmentation(only_blend, blend=0.2), flat, tf.constant([5, 6], tf.int64)).numpy()
+    assert out.std(axis=(1, 2, 3)).max() < 1e-3  # a whole image blended in, not a patch
+    value = out.mean(axis=(1, 2, 3))
+    moved = np.abs(value - levels) > 1e-3
+    assert 0.25 < moved.mean() < 0.75
+    for i in np.flatnonzero(moved):
+        others = np.delete(levels, i)
+        weight = (value[i] - levels[i]) / (others - levels[i])
+        assert ((weight > 0) & (weight <= 0.2 + 1e-5)).any(), i
+    again = apply_augmentation(make_augmentation(only_blend, blend=0.2), flat, tf.constant([5, 6], tf.int64))
+    assert np.array_equal(again.numpy(), out)  # the seed decides

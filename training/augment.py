@@ -3,6 +3,7 @@
 The paper's geometric augmentation (rotation <= 40 degrees, shifts, shear and zoom <= 20 %), the fix its
 authors named but never tried (random brightness and contrast), and smooth colour fields blended in, which
 stand for the light and backgrounds a lab photo never shows (murky air, colour casts, out-of-focus clutter).
+A transfer model's fine-tuning also blends a faint second picture into half of its images (`RandomBlend`).
 Every layer works on float pixels in 0..255
 (the model scales them itself) and keeps them there: the warp interpolates bilinearly, so outputs stay within
 the inputs' range, and brightness/contrast clip to `value_range=(0, 255)`.
@@ -49,8 +50,9 @@ def augmentation_config(config: dict | None = None) -> dict:
     return merged
 
 
-def make_augmentation(config: dict | None = None) -> keras.Sequential:
-    """A Sequential of the enabled augmentation layers: one geometric warp, brightness, contrast, backdrop."""
+def make_augmentation(config: dict | None = None, blend: float = 0.0) -> keras.Sequential:
+    """A Sequential of the enabled augmentation layers: one geometric warp, brightness, contrast, backdrop; and
+    `RandomBlend(blend)` if `blend` (fine-tuning only: not in `config`, see `TrainConfig.blend`)."""
     c = augmentation_config(config)
     layers = []
     if any(c[key] for key in ("rotation", "shift", "shear", "zoom")):
@@ -61,6 +63,8 @@ def make_augmentation(config: dict | None = None) -> keras.Sequential:
         layers.append(keras.layers.RandomContrast(c["contrast"], value_range=VALUE_RANGE))
     if c["backdrop"]:
         layers.append(RandomBackdrop(c["backdrop"]))
+    if blend:
+        layers.append(RandomBlend(blend))
     return keras.Sequential(layers, name="augmentation")
 
 
@@ -163,6 +167,36 @@ class RandomBackdrop(_RandomImageLayer):
         field = ops.image.resize(transformation["field"], ops.shape(images)[1:3], interpolation="bilinear")
         weight = transformation["weight"]
         return images * (1.0 - weight) + field * weight  # a convex blend: stays within 0..255
+
+
+class RandomBlend(_RandomImageLayer):
+    """Blend another image of the batch into `share` of the images, with a random weight in [0, strength]; the
+    label stays the first image's (SamplePairing, Inoue 2018, at a faint weight).
+
+    Photos taken in one place show its empty scene one way (a plain bench) and faint shapes mostly as the
+    faint objects of one class (clear vessels of `other`); a model trained on them alone takes faint
+    structure in an empty scene elsewhere (a busy room out of focus) for that class. Faint ghosts of other
+    pictures, labelled as what is plainly in view, say that faint structure is not an object
+    (docs/results.md, 2026-12-05 night).
+    """
+
+    def __init__(self, strength: float = 0.2, share: float = 0.5, seed: int | None = None, **kwargs):
+        super().__init__(seed, **kwargs)
+        self.strength, self.share = strength, share
+
+    def get_random_transformation(self, images, training=True, seed=None):
+        seed = self.seed_generator if seed is None else seed
+        n = ops.shape(images)[0]
+        weight = keras.random.uniform((n, 1, 1, 1), 0.0, self.strength, seed=seed)
+        chosen = keras.random.uniform((n, 1, 1, 1), seed=seed) < self.share
+        partner = ops.argsort(keras.random.uniform((n,), seed=seed))  # a random pairing: any batch order
+        return {"weight": ops.where(chosen, weight, 0.0), "partner": partner}
+
+    def transform_images(self, images, transformation, training=True):
+        if not training:
+            return images
+        weight = transformation["weight"]
+        return images * (1.0 - weight) + ops.take(images, transformation["partner"], axis=0) * weight
 
 
 class _StatelessSeeds(keras.random.SeedGenerator):

@@ -63,6 +63,9 @@ def _register_train(subparsers, run) -> None:
                    help=f"top layers of the base unfrozen in phase 2, BatchNorm excepted (default: {per_model('layers')})")
     g.add_argument("--fine-tune-learning-rate", type=float, default=None,
                    help=f"(default: {per_model('learning_rate')}; with --init-from: {per_model('continued_learning_rate')})")
+    g.add_argument("--blend", type=float, default=None,
+                   help="phase 2: most weight of another training image blended into half of the images, the "
+                        f"label kept; 0 for none (default: {per_model('blend')})")
     g = p.add_argument_group("mobilenet")
     g.add_argument("--variant", choices=("v2", "v3small"), default=d["variant"],
                    help="MobileNetV2 or MobileNetV3-Small (default: %(default)s)")

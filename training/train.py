@@ -79,7 +79,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             if config.init_from:
                 model_options["init_from"] = _init_from(model, config, data.class_names)
             state = _new_state(config, data.class_names, model_options)
-        augmentation = make_augmentation() if config.augment else None
+        augmentation = make_augmentation(blend=config.blend) if config.augment else None  # images: not phase 1
         seen = repeat_extra(data.train.paths, config.extra_repeat)
         images = (make_dataset(data.train.x[seen], data.train.y[seen], config.batch_size, training=True,
                                augmentation=augmentation, seed=config.seed),
@@ -471,6 +471,7 @@ def _run_info(model: keras.Model, config: TrainConfig, data, spec: Preprocessing
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "training": {"learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
                      "monitor": config.monitor, "patience": config.patience,
+                     "blend": config.blend if config.augment else 0.0,
                      "epochs_requested": config.epochs, "stopped_early": state["stopped"],
                      "phases": list(dict.fromkeys(row["phase"] for row in history)),
                      "replicas": strategy.num_replicas_in_sync,
