@@ -64,8 +64,9 @@ def _register_train(subparsers, run) -> None:
     g.add_argument("--fine-tune-learning-rate", type=float, default=None,
                    help=f"(default: {per_model('learning_rate')}; with --init-from: {per_model('continued_learning_rate')})")
     g.add_argument("--blend", type=float, default=None,
-                   help="phase 2: most weight of another training image blended into half of the images, the "
-                        f"label kept; 0 for none (default: {per_model('blend')})")
+                   help="training on images (a pretrained model's phase 2, all of vgg's): most weight of another "
+                        "training image blended into half of them, the label kept; 0 for none "
+                        f"(default: {per_model('blend')}, vgg 0)")
     g = p.add_argument_group("mobilenet")
     g.add_argument("--variant", choices=("v2", "v3small"), default=d["variant"],
                    help="MobileNetV2 or MobileNetV3-Small (default: %(default)s)")

@@ -79,7 +79,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             if config.init_from:
                 model_options["init_from"] = _init_from(model, config, data.class_names)
             state = _new_state(config, data.class_names, model_options)
-        augmentation = make_augmentation(blend=config.blend) if config.augment else None  # images: not phase 1
+        augmentation = make_augmentation(blend=config.blend) if config.augment else None  # not phase 1's features
         seen = repeat_extra(data.train.paths, config.extra_repeat)
         images = (make_dataset(data.train.x[seen], data.train.y[seen], config.batch_size, training=True,
                                augmentation=augmentation, seed=config.seed),
