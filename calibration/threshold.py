@@ -164,6 +164,7 @@ def class_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: float =
     probs, y = np.asarray(probs, np.float64), np.asarray(y, int)
     support = default_min_support(target_precision) if min_support is None else int(min_support)
     g = global_fit["threshold"]
+    catch_all_floor = min(floor, DEFAULT_FLOOR)
     conf, pred = probs.max(-1), probs.argmax(-1)
     correct = pred == y
 
@@ -176,7 +177,7 @@ def class_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: float =
         lower_bound, _ = wilson_bounds(right, n, z)
         lower = (cuts < g) & (n >= support) & (lower_bound >= target_precision)
         threshold, limited_by = g, "global"
-        class_floor = min(floor, DEFAULT_FLOOR) if k in catch_all else floor
+        class_floor = catch_all_floor if k in catch_all else floor
         if lower.any():
             threshold, limited_by = float(cuts[np.flatnonzero(lower)[0]]), "class"
             if threshold < class_floor:
@@ -220,7 +221,7 @@ def class_thresholds(probs: np.ndarray, y: np.ndarray, target_precision: float =
         "global": global_fit,
         "method": f"per predicted class: below the global threshold where >= {support} answers' Wilson lower "
                   f"bound (z={z:g}) meets the target, above it where the upper bound at the global one misses it"
-                  + (f"; the classes the robot does not act on down to {min(floor, DEFAULT_FLOOR):g}, the others "
+                  + (f"; the classes the robot does not act on down to {catch_all_floor:g}, the others "
                      f"not below {floor:g}" if catch_all else ""),
         "target_precision": target_precision,
         "floor": floor,
